@@ -1,0 +1,92 @@
+"""The actions behind the ``sage200`` command (and the ``airflow sage200`` group): no argument parsing here.
+
+Each function prints for a person and returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from typing import TextIO
+
+from airflow_provider_sage200.cli.login import open_browser, parse_redirect, pkce_pair, wait_for_callback
+from airflow_provider_sage200.exceptions import Sage200Error
+from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
+
+def auth_login(
+    conn_id: str,
+    *,
+    no_browser: bool = False,
+    paste: bool = False,
+    timeout: float = 300,
+    pkce: bool = False,
+    out: TextIO = sys.stdout,
+    stdin: TextIO = sys.stdin,
+) -> int:
+    """Run the authorization-code grant once and store the first token."""
+    hook = Sage200Hook(conn_id)
+    redirect_uri = hook.config.redirect_uri
+    state = secrets.token_urlsafe(24)
+    verifier, challenge = pkce_pair() if pkce else (None, None)
+    url = hook.authorization_url(state, redirect_uri, code_challenge=challenge)
+    print(
+        f"Open this URL, sign in with the Sage ID user whose data Airflow will read:\n\n  {url}\n", file=out
+    )
+    out.flush()
+    if paste:
+        print("Then paste the full URL your browser was redirected to:", file=out)
+        result = parse_redirect(stdin.readline().strip(), state)
+    else:
+        if not no_browser:
+            open_browser(url)
+        print(f"Waiting for the redirect on {redirect_uri} (up to {timeout:.0f}s)...", file=out)
+        out.flush()
+        result = wait_for_callback(redirect_uri, state, timeout)
+    if result.code is None:
+        print(f"Consent failed: {result.error}", file=sys.stderr)
+        return 1
+    status = hook.exchange_code(result.code, redirect_uri, code_verifier=verifier)
+    print(f"Stored the token in Variable {status.variable!r}.\n{status.describe()}", file=out)
+    return 0
+
+
+def token_check(conn_id: str, *, as_json: bool = False, out: TextIO = sys.stdout) -> int:
+    """Print both tokens' expiry; exit 1 when a token is missing or either token has expired."""
+    status = Sage200Hook(conn_id).token_status()
+    print(json.dumps(status.to_dict(), indent=2) if as_json else status.describe(), file=out)
+    return 0 if status.access_token_valid and status.refresh_token_valid else 1
+
+
+def token_refresh(conn_id: str, *, min_remaining: float | None = None, out: TextIO = sys.stdout) -> int:
+    """Refresh the tokens now (or only when fewer than ``min_remaining`` seconds are left)."""
+    hook = Sage200Hook(conn_id)
+    status = hook.refresh(force=min_remaining is None, min_remaining=min_remaining)
+    print(f"Token refreshed (or still fresh).\n{status.describe()}", file=out)
+    return 0
+
+
+def sites(conn_id: str, *, as_json: bool = False, out: TextIO = sys.stdout) -> int:
+    """List the X-Site / X-Company pairs the consenting user can reach."""
+    rows = Sage200Hook(conn_id).get_sites()
+    if as_json:
+        print(json.dumps(rows, indent=2), file=out)
+        return 0
+    print(f"{'site_id':<38} {'company_id':>10}  company_name (site_name)", file=out)
+    for row in rows:
+        print(
+            f"{row.get('site_id', ''):<38} {row.get('company_id', ''):>10}  "
+            f"{row.get('company_name', '')} ({row.get('site_name', '')})",
+            file=out,
+        )
+    return 0
+
+
+def run_safely(action, *args, **kwargs) -> int:
+    """Run an action, turning provider errors into one clear line and exit code 1."""
+    try:
+        return action(*args, **kwargs)
+    except Sage200Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

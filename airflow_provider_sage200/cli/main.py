@@ -1,0 +1,88 @@
+"""The ``sage200`` console script: consent, token checks, site discovery and the emulator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+DEFAULT_CONN_ID = "sage200_default"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sage200", description="Sage 200 provider for Apache Airflow: consent, tokens, sites, emulator."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_conn(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--conn-id", default=DEFAULT_CONN_ID, help="the sage200 connection (default: %(default)s)"
+        )
+        return p
+
+    auth = commands.add_parser("auth", help="Sage ID consent").add_subparsers(dest="action", required=True)
+    login = with_conn(
+        auth.add_parser(
+            "login",
+            help="one-time consent (authorization-code grant); stores the first token",
+            description="Prints the Sage ID consent URL, waits for the redirect on the connection's loopback "
+            "redirect_uri (127.0.0.1 only, one request, state checked) and stores the token Variable.",
+        )
+    )
+    login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    login.add_argument(
+        "--paste", action="store_true", help="paste the redirect URL instead of a callback server"
+    )
+    login.add_argument("--timeout", type=float, default=300, help="seconds to wait for the redirect")
+    login.add_argument("--pkce", action="store_true", help="also send a PKCE S256 challenge")
+
+    token = commands.add_parser("token", help="inspect or refresh the stored tokens").add_subparsers(
+        dest="action", required=True
+    )
+    check = with_conn(
+        token.add_parser("check", help="print time to expiry of both tokens; exit 1 if missing or expired")
+    )
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    refresh = with_conn(token.add_parser("refresh", help="refresh now, through the rotation-safe path"))
+    refresh.add_argument(
+        "--min-remaining", type=float, default=None, help="refresh only if fewer seconds than this remain"
+    )
+
+    site_cmd = with_conn(commands.add_parser("sites", help="list the X-Site / X-Company pairs you can reach"))
+    site_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+
+    emulator = commands.add_parser("emulator", help="run the Sage 200 emulator (Sage ID + API) on loopback")
+    from airflow_provider_sage200.emulator import cli as emulator_cli
+
+    emulator_cli.add_arguments(emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "emulator":
+        from airflow_provider_sage200.emulator import cli as emulator_cli
+
+        emulator_cli.run_from_args(args)
+        return 0
+    from airflow_provider_sage200.cli import commands
+
+    if args.command == "auth":
+        return commands.run_safely(
+            commands.auth_login,
+            args.conn_id,
+            no_browser=args.no_browser,
+            paste=args.paste,
+            timeout=args.timeout,
+            pkce=args.pkce,
+        )
+    if args.command == "token" and args.action == "check":
+        return commands.run_safely(commands.token_check, args.conn_id, as_json=args.json)
+    if args.command == "token":
+        return commands.run_safely(commands.token_refresh, args.conn_id, min_remaining=args.min_remaining)
+    return commands.run_safely(commands.sites, args.conn_id, as_json=args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

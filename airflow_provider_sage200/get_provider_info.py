@@ -1,0 +1,119 @@
+"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``).
+
+The connection form is declared here (``conn-fields`` / ``ui-field-behaviour``), which is what Airflow 3.2+
+serves to the UI without importing the hook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _field(label: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {"label": label, "description": description, "schema": {"type": ["string", "null"], **schema}}
+
+
+def _option(description: str, default: str, type_: str = "float") -> dict[str, Any]:
+    return {
+        "description": description,
+        "version_added": "0.1.0",
+        "type": type_,
+        "example": default,
+        "default": default,
+    }
+
+
+CONN_FIELDS: dict[str, Any] = {
+    "edition": {
+        "label": "Edition",
+        "description": "Sage 200 Standard (cloud) or Professional (on-premises via the Native API tunnel).",
+        "schema": {"type": "string", "enum": ["standard", "professional"], "default": "professional"},
+    },
+    "site_id": _field("Site ID", "X-Site: the site GUID from `sage200 sites`."),
+    "company_id": _field("Company ID", "X-Company: the integer company id from `sage200 sites`."),
+    "api_url": _field("API base URL", "Overrides the edition's base URL (e.g. the emulator).", format="url"),
+    "auth_url": _field("Authorization URL", "Sage ID authorize endpoint.", format="url"),
+    "token_url": _field("Token URL", "Sage ID token endpoint.", format="url"),
+    "scope": _field("Scope", "OAuth scopes; offline_access yields the refresh token."),
+    "audience": _field("Audience", "Sage ID audience for Sage 200."),
+    "redirect_uri": _field(
+        "Redirect URI", "The callback registered on the Sage 200 API credential form.", format="url"
+    ),
+    "subscription_key": _field(
+        "Subscription key",
+        "Legacy ocp-apim-subscription-key; no longer required by Sage, sent only when set.",
+        format="password",
+    ),
+    "refresh_token_lifetime_days": {
+        "label": "Refresh token lifetime (days)",
+        "description": "As chosen on the Sage 200 API credential request form (at most 90).",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 90, "default": 90},
+    },
+    "token_variable": _field(
+        "Token Variable", "Airflow Variable holding the rotating tokens (default sage200_token__<conn_id>)."
+    ),
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-sage200",
+        "name": "Sage 200",
+        "description": "Sage 200 (UK & Ireland) accounting API, with rotation-safe Sage ID OAuth tokens.",
+        "versions": ["0.1.0"],
+        "integrations": [
+            {
+                "integration-name": "Sage 200",
+                "external-doc-url": "https://developer.sage.com/200/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "Sage 200", "python-modules": ["airflow_provider_sage200.hooks.sage200"]}
+        ],
+        "connection-types": [
+            {
+                "connection-type": "sage200",
+                "hook-class-name": "airflow_provider_sage200.hooks.sage200.Sage200Hook",
+                "hook-name": "Sage 200",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "port", "schema"],
+                    "relabeling": {"login": "Client ID", "password": "Client Secret"},
+                    "placeholders": {
+                        "login": "Sage ID client id",
+                        "password": "Sage ID client secret",
+                        "site_id": "2f1b8a52-3d4c-4e5f-9a6b-7c8d9e0f1a2b",
+                        "company_id": "1",
+                    },
+                },
+                "conn-fields": CONN_FIELDS,
+            }
+        ],
+        "config": {
+            "sage200": {
+                "description": "Token refresh and HTTP behaviour of the Sage 200 provider.",
+                "options": {
+                    "refresh_margin_seconds": _option(
+                        "Refresh the access token when fewer seconds than this remain.", "300"
+                    ),
+                    "refresh_lease_seconds": _option(
+                        "How long a worker's claim to refresh the token stays valid.", "120"
+                    ),
+                    "claim_write_limit_seconds": _option(
+                        "Longest a refresh-claim Variable write may take to count (Fischer's D).", "2.0"
+                    ),
+                    "claim_settle_seconds": _option(
+                        "Wait after a claim before checking who won; must exceed the write limit.", "2.5"
+                    ),
+                    "lease_poll_seconds": _option("How often waiting workers re-read the token.", "0.5"),
+                    "host_lock": _option(
+                        "Also serialise refreshes on one host with a file lock.", "True", "boolean"
+                    ),
+                    "connect_timeout_seconds": _option("HTTP connect timeout.", "10"),
+                    "read_timeout_seconds": _option("HTTP read timeout.", "60"),
+                    "max_attempts": _option("Attempts per request, the first included.", "6", "integer"),
+                    "max_retry_seconds": _option("No retry starts after this many seconds.", "300"),
+                },
+            }
+        },
+    }

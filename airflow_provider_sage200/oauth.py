@@ -1,0 +1,182 @@
+"""Sage ID (OAuth 2.0 authorization-code grant with rotating refresh tokens) on requests-oauthlib.
+
+This module only talks to Sage ID; it does not store anything. Storing, and making sure one refresh
+happens at a time, is the job of :mod:`airflow_provider_sage200.refresh`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from oauthlib.oauth2 import OAuth2Error
+from requests_oauthlib import OAuth2Session
+
+from airflow_provider_sage200.connection import Sage200ConnectionConfig, is_loopback_host
+from airflow_provider_sage200.exceptions import (
+    Sage200ApiError,
+    Sage200AuthError,
+    Sage200ReauthorizationRequired,
+)
+from airflow_provider_sage200.token import token_from_grant
+from airflow_provider_sage200.token_store import mask_token
+from airflow_provider_sage200.transport import RetryPolicy, raise_for_response, send_with_retries
+
+
+class _DropDebugRecords(logging.Filter):
+    """requests-oauthlib logs request bodies and tokens at DEBUG; such records never leave this process."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+for _name in ("requests_oauthlib", "requests_oauthlib.oauth2_session", "oauthlib"):
+    logging.getLogger(_name).addFilter(_DropDebugRecords())
+
+_insecure_env_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _allow_loopback_http(url: str) -> Iterator[None]:
+    """Let oauthlib use plain HTTP for a loopback URL (the emulator), and only for that call."""
+    if urlsplit(url).scheme == "https" or not is_loopback_host(urlsplit(url).hostname):
+        yield
+        return
+    with _insecure_env_lock:
+        previous = os.environ.get("OAUTHLIB_INSECURE_TRANSPORT")
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
+            else:
+                os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = previous
+
+
+class SageIdClient:
+    """Calls Sage ID's authorize and token endpoints for one connection.
+
+    :param config: the validated connection settings.
+    :param policy: timeouts and retry bounds for token requests.
+    """
+
+    def __init__(self, config: Sage200ConnectionConfig, policy: RetryPolicy | None = None) -> None:
+        self.config = config
+        self.policy = policy or RetryPolicy(max_attempts=4, max_elapsed=60, read_timeout=30)
+
+    def authorization_url(
+        self, state: str, redirect_uri: str | None = None, code_challenge: str | None = None
+    ) -> str:
+        """Return the Sage ID consent URL (with ``audience``, ``offline_access`` scope and ``state``)."""
+        extra: dict[str, str] = {"audience": self.config.audience}
+        if code_challenge:
+            extra |= {"code_challenge": code_challenge, "code_challenge_method": "S256"}
+        session = OAuth2Session(
+            self.config.client_id,
+            redirect_uri=redirect_uri or self.config.redirect_uri,
+            scope=self.config.scope.split(),
+        )
+        with _allow_loopback_http(self.config.auth_url):
+            url, _ = session.authorization_url(self.config.auth_url, state=state, **extra)
+        return url
+
+    def exchange_code(
+        self, code: str, redirect_uri: str | None = None, code_verifier: str | None = None
+    ) -> dict[str, Any]:
+        """Trade an authorization code for the first token (a new consent: fixed refresh expiry starts)."""
+        session = OAuth2Session(self.config.client_id, redirect_uri=redirect_uri or self.config.redirect_uri)
+        extra = {"code_verifier": code_verifier} if code_verifier else {}
+        response = self._token_call(
+            lambda: session.fetch_token(
+                self.config.token_url,
+                code=code,
+                client_secret=self.config.client_secret,
+                include_client_id=True,
+                timeout=self.policy.timeout,
+                **extra,
+            ),
+            session,
+            grant="authorization_code",
+        )
+        return token_from_grant(
+            response, now=time.time(), refresh_token_lifetime_days=self.config.refresh_token_lifetime_days
+        )
+
+    def refresh(self, token: dict[str, Any]) -> dict[str, Any]:
+        """Spend ``token['refresh_token']`` once and return the rotated token (not yet stored)."""
+        now = time.time()
+        expires = token.get("refresh_token_expires_at")
+        if expires is not None and expires <= now:
+            raise Sage200ReauthorizationRequired(
+                f"The Sage 200 refresh token of connection {self.config.conn_id!r} expired at its fixed "
+                f"expiry ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(expires))}). Run "
+                f"`sage200 auth login --conn-id {self.config.conn_id}` to consent again."
+            )
+        session = OAuth2Session(self.config.client_id)
+        response = self._token_call(
+            lambda: session.refresh_token(
+                self.config.token_url,
+                refresh_token=token["refresh_token"],
+                client_id=self.config.client_id,
+                client_secret=self.config.client_secret,
+                timeout=self.policy.timeout,
+            ),
+            session,
+            grant="refresh_token",
+        )
+        return token_from_grant(response, now=time.time(), previous=token)
+
+    def _token_call(self, call: Any, session: OAuth2Session, *, grant: str) -> dict[str, Any]:
+        """Run one token request under the POST retry rules and turn OAuth errors into ours."""
+        result: dict[str, Any] = {}
+
+        def check_status(response: requests.Response) -> requests.Response:
+            # Gateway failures and throttling surface as HTTP errors before oauthlib parses the body.
+            if response.status_code == 429 or response.status_code >= 500:
+                raise_for_response(response, method="POST", endpoint="oauth/token")
+            return response
+
+        session.register_compliance_hook("access_token_response", check_status)
+        session.register_compliance_hook("refresh_token_response", check_status)
+
+        def send() -> requests.Response:
+            with _allow_loopback_http(self.config.token_url):
+                result["token"] = dict(call())
+            mask_token(result["token"])
+            ok = requests.Response()
+            ok.status_code = 200
+            return ok
+
+        try:
+            send_with_retries(send, method="POST", endpoint="oauth/token", policy=self.policy)
+        except OAuth2Error as exc:
+            raise self._oauth_error(exc, grant) from None
+        except Sage200ApiError as exc:
+            raise Sage200AuthError(
+                f"Sage ID token request ({grant}) failed: {exc.message}. The stored token was not changed."
+            ) from None
+        return result["token"]
+
+    def _oauth_error(self, exc: OAuth2Error, grant: str) -> Sage200AuthError:
+        description = exc.description or exc.error
+        conn_id = self.config.conn_id
+        if exc.error == "invalid_grant":
+            return Sage200ReauthorizationRequired(
+                f"Sage ID rejected the {grant.replace('_', ' ')} for connection {conn_id!r}: invalid_grant "
+                f"({description}). The refresh token is expired, revoked or already used. Run "
+                f"`sage200 auth login --conn-id {conn_id}` to consent again."
+            )
+        if exc.error == "invalid_client":
+            return Sage200AuthError(
+                f"Sage ID rejected the client credentials of connection {conn_id!r}: invalid_client "
+                f"({description}). Check the Client ID (login) and Client Secret (password)."
+            )
+        return Sage200AuthError(f"Sage ID token request ({grant}) failed: {exc.error} ({description}).")

@@ -1,0 +1,160 @@
+"""Read and write the token Variable, inside a task or outside one.
+
+Inside a running task (a worker, ``dag.test()``) Airflow 3 forbids metadata-DB access, so the store goes
+through :class:`airflow.sdk.Variable`, which talks to the API server. Outside a task (the ``sage200``
+command, a plugin in the API server, a test seeding a token) there is no supervisor channel, so the store
+uses Airflow's metastore ``Variable`` model directly. Both paths store the same Fernet-encrypted row.
+
+Reads bypass nothing: every :meth:`VariableTokenStore.load` asks the backend afresh, because the refresh
+coordination (see :mod:`airflow_provider_sage200.refresh`) depends on seeing other workers' writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_sage200.exceptions import Sage200AuthError
+from airflow_provider_sage200.token import SECRET_FIELDS
+
+_MISSING = object()
+
+
+def in_task_process() -> bool:
+    """True inside a task run by a worker or ``dag.test()`` (Airflow sets ``SUPERVISOR_COMMS`` there)."""
+    return hasattr(sys.modules.get("airflow.sdk.execution_time.task_runner"), "SUPERVISOR_COMMS")
+
+
+def mask_token(token: dict[str, Any]) -> None:
+    """Register every secret in ``token`` with Airflow's log masker."""
+    for field in SECRET_FIELDS:
+        value = token.get(field)
+        if isinstance(value, str) and value:
+            mask_secret(value)
+
+
+class _SdkVariables:
+    """Variables through the Task SDK (inside a task)."""
+
+    @staticmethod
+    def get(key: str) -> str | None:
+        from airflow.sdk import Variable
+
+        return Variable.get(key, default=None)
+
+    @staticmethod
+    def set(key: str, value: str, description: str | None) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(key, value, description=description)
+
+
+class _MetastoreVariables:
+    """Variables in the metadata DB (outside a task: CLI, API-server plugin, tests)."""
+
+    @staticmethod
+    def get(key: str) -> str | None:
+        from airflow.models.variable import Variable
+
+        return Variable.get(key, default_var=None)
+
+    @staticmethod
+    def set(key: str, value: str, description: str | None) -> None:
+        from airflow.models.variable import Variable
+
+        Variable.set(key, value, description=description)
+
+
+class VariableTokenStore:
+    """The token of one connection, kept as JSON in one Airflow Variable.
+
+    :param key: Variable key, e.g. ``sage200_token__sage200_default``.
+    :param write_attempts: how often a write is tried before giving up (a rotated refresh token that is
+        not stored is lost, so writes are retried).
+    """
+
+    description = "Sage 200 OAuth tokens (managed by airflow-provider-sage200; do not edit by hand)"
+
+    def __init__(self, key: str, *, write_attempts: int = 5) -> None:
+        self.key = key
+        self.write_attempts = write_attempts
+
+    @property
+    def _backend(self) -> type[_SdkVariables] | type[_MetastoreVariables]:
+        return _SdkVariables if in_task_process() else _MetastoreVariables
+
+    def load(self) -> dict[str, Any] | None:
+        """Return the stored token (secrets masked), or ``None`` when there is none."""
+        raw = self._backend.get(self.key)
+        if raw is None:
+            return None
+        token = raw if isinstance(raw, dict) else self._parse(raw)
+        mask_token(token)
+        return token
+
+    def save(self, token: dict[str, Any]) -> None:
+        """Write ``token``, retrying transient failures, then check it reads back.
+
+        The read-back catches a secrets backend or ``AIRFLOW_VAR_*`` variable that shadows the
+        metastore value: writes would succeed but every read would return the stale token.
+        """
+        mask_token(token)
+        value = json.dumps(token, sort_keys=True)
+        self._write(self.key, value, self.description)
+        stored = self._backend.get(self.key)
+        stored_token = stored if isinstance(stored, dict) else self._parse(stored) if stored else None
+        if stored_token is None or stored_token.get("refresh_token") != token.get("refresh_token"):
+            raise Sage200AuthError(
+                f"Wrote Variable {self.key!r} but reading it back returned a different value. Another "
+                "secrets backend (or an AIRFLOW_VAR_* environment variable) answers for this key and shadows "
+                "the metastore; exclude it there (e.g. a variables lookup pattern without 'sage200_')."
+            )
+
+    def load_raw(self, key: str) -> str | None:
+        """Read a companion Variable (e.g. the refresh lease) as text."""
+        raw = self._backend.get(key)
+        return raw if raw is None or isinstance(raw, str) else json.dumps(raw)
+
+    def save_raw(self, key: str, value: str, description: str | None = None) -> None:
+        """Write a companion Variable (one attempt: callers decide what a failure means)."""
+        self._backend.set(key, value, description)
+
+    def _write(self, key: str, value: str, description: str | None) -> None:
+        delay = 0.2
+        for attempt in range(1, self.write_attempts + 1):
+            try:
+                self._backend.set(key, value, description)
+                return
+            except Exception as exc:
+                if attempt == self.write_attempts:
+                    raise Sage200AuthError(
+                        f"Could not store the Sage 200 token in Variable {key!r} after {attempt} attempts "
+                        f"({type(exc).__name__})."
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _parse(self, raw: str) -> dict[str, Any]:
+        try:
+            token = json.loads(raw)
+        except ValueError:
+            raise Sage200AuthError(
+                f"Variable {self.key!r} does not hold JSON. It must hold the token written by "
+                "`sage200 auth login`; run that command again to replace it."
+            ) from None
+        if not isinstance(token, dict) or not isinstance(token.get("refresh_token"), str):
+            raise Sage200AuthError(
+                f"Variable {self.key!r} does not hold a Sage 200 token (a JSON object with a string "
+                "'refresh_token'). Run `sage200 auth login` to replace it."
+            )
+        for field in ("expires_at", "refresh_token_expires_at"):
+            if field in token and not isinstance(token[field], int | float):
+                raise Sage200AuthError(
+                    f"Variable {self.key!r} field {field!r} must be epoch seconds (a number). Run "
+                    "`sage200 auth login` to replace the token."
+                )
+        return token

@@ -1,0 +1,209 @@
+"""HTTP behaviour shared by API calls and Sage ID calls: timeouts, retries and error mapping.
+
+Retry table (one place; the hook and the token client both use it):
+
+=============================  ==========================  =====================================
+what happened                  GET / PUT / DELETE          POST (incl. token requests)
+=============================  ==========================  =====================================
+429                            retry after ``Retry-After``  retry after ``Retry-After`` (not processed)
+502 / 503 / 504, HTML gateway  retry with backoff + jitter  fail: the write may have happened
+connection refused / connect   retry with backoff + jitter  retry (nothing reached the server)
+timeout
+read timeout, dropped or       retry with backoff + jitter  fail: the write may have happened
+truncated response
+400 / 403 / 404 / other 4xx    fail at once                 fail at once
+401                            the hook refreshes once and repeats the call, then fails
+=============================  ==========================  =====================================
+
+Attempts and total time are bounded by :class:`RetryPolicy`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.exceptions import ChunkedEncodingError, ConnectTimeout, ContentDecodingError
+from urllib3.exceptions import NewConnectionError
+
+from airflow_provider_sage200.exceptions import (
+    Sage200ApiError,
+    Sage200ClientError,
+    Sage200RateLimitError,
+    Sage200ServerError,
+)
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds and pacing of retries.
+
+    :param max_attempts: attempts in total, the first included.
+    :param backoff_base: first backoff ceiling in seconds; doubles per attempt ("full jitter").
+    :param backoff_max: largest backoff ceiling.
+    :param max_elapsed: no new attempt starts after this many seconds since the first.
+    :param retry_after_max: the longest ``Retry-After`` that is honoured; longer waits fail instead.
+    :param connect_timeout: seconds to establish a connection.
+    :param read_timeout: seconds to wait for response bytes.
+    """
+
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_elapsed: float = 300.0
+    retry_after_max: float = 120.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self.connect_timeout, self.read_timeout)
+
+    def backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Return the wait a ``Retry-After`` header asks for, in seconds (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_message(response: requests.Response) -> str:
+    """Sage's own error text, from whichever of its error-body shapes arrived (never request data)."""
+    text = response.text or ""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        if "<html" in text[:500].lower():
+            return f"the gateway returned an HTML error page ({response.reason or response.status_code})"
+        return text[:300].strip() or (response.reason or f"HTTP {response.status_code}")
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]
+    if isinstance(body, dict):
+        for key in ("Message", "message", "error_description", "$message", "error", "title"):
+            if body.get(key):
+                detail = body.get("ExceptionMessage") or body.get("detail")
+                return f"{body[key]} ({detail})" if detail else str(body[key])
+    return json.dumps(body)[:300]
+
+
+def raise_for_response(response: requests.Response, *, method: str, endpoint: str) -> requests.Response:
+    """Return ``response`` when it succeeded, else raise the matching :class:`Sage200ApiError`."""
+    if response.ok:
+        return response
+    status = response.status_code
+    kwargs = {"method": method, "endpoint": endpoint, "status_code": status, "body": response.text[:2000]}
+    message = error_message(response)
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise Sage200RateLimitError(message, retry_after=retry_after, **kwargs)
+    if status >= 500:
+        raise Sage200ServerError(message, **kwargs)
+    raise Sage200ClientError(message, **kwargs)
+
+
+def was_not_sent(exc: BaseException) -> bool:
+    """True when a transport error proves the request never reached the server (refused, connect timeout)."""
+    if isinstance(exc, ConnectTimeout):
+        return True
+    stack: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError):
+            return True
+        linked = (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args)
+        stack.extend(item for item in linked if isinstance(item, BaseException))
+    return False
+
+
+def send_with_retries(
+    send: Callable[[], requests.Response],
+    *,
+    method: str,
+    endpoint: str,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+) -> requests.Response:
+    """Call ``send`` until it succeeds or the retry table says stop; raise a :class:`Sage200ApiError`.
+
+    ``send`` must perform one request and return its response (the body fully read).
+    """
+    started = time.monotonic()
+    idempotent = method.upper() in IDEMPOTENT_METHODS
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return raise_for_response(send(), method=method, endpoint=endpoint)
+        except Sage200ApiError as exc:
+            error: Sage200ApiError = exc
+            retryable = exc.status_code in RETRYABLE_STATUS and (idempotent or exc.status_code == 429)
+            wait = exc.retry_after if isinstance(exc, Sage200RateLimitError) else None
+        except requests.RequestException as exc:
+            not_sent = was_not_sent(exc)
+            error = Sage200ServerError(
+                _transport_message(exc, idempotent or not_sent), method=method, endpoint=endpoint
+            )
+            retryable = idempotent or not_sent
+            wait = None
+        if not retryable:
+            raise error
+        if wait is not None and wait > policy.retry_after_max:
+            raise error
+        delay = policy.backoff(attempt) if wait is None else wait
+        elapsed = time.monotonic() - started
+        if attempt >= policy.max_attempts or elapsed + delay > policy.max_elapsed:
+            raise type(error)(
+                f"{error.message} (gave up after {attempt} attempts in {elapsed:.0f}s)",
+                method=method,
+                endpoint=endpoint,
+                status_code=error.status_code,
+                body=error.body,
+            ) from None
+        log.warning(
+            "Sage 200 %s %s: %s; retrying in %.1fs (attempt %d of %d).",
+            method,
+            endpoint,
+            error.message,
+            delay,
+            attempt + 1,
+            policy.max_attempts,
+        )
+        sleep(delay)
+
+
+def _transport_message(exc: requests.RequestException, safe_to_retry: bool) -> str:
+    kind = {
+        requests.exceptions.ConnectTimeout: "connection timed out",
+        requests.exceptions.ReadTimeout: "no response within the read timeout",
+        ChunkedEncodingError: "the connection broke while reading the response",
+        ContentDecodingError: "the response body could not be decoded",
+    }.get(type(exc), "connection failed")
+    if safe_to_retry:
+        return kind
+    return f"{kind}; the server may or may not have processed this write, so it was not repeated"
