@@ -1,0 +1,284 @@
+"""Operators for Sage 200: paged exports, single calls and writes, and token refresh."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_sage200.exceptions import Sage200ConfigError
+from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from airflow_provider_sage200.query import (
+    DEFAULT_PAGE_SIZE,
+    and_filters,
+    validate_endpoint,
+    validate_page_size,
+    validate_query,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+DEFAULT_XCOM_RECORD_LIMIT = 10_000
+
+
+def interval_filter(field: str, start: datetime, end: datetime) -> str:
+    """``field ge <start>Z and field lt <end>Z``: the half-open data interval, in UTC."""
+    from airflow_provider_sage200.odata import and_, ge, lt
+
+    return and_(ge(field, start), lt(field, end))
+
+
+class Sage200GetOperator(BaseOperator):
+    """Export a Sage 200 collection (or read one record), page by page, to a file or to XCom.
+
+    Pages are read by key (``$orderby=id`` and ``id gt <last id>``), so records that change while the export
+    runs are neither skipped nor repeated; with your own ``$orderby`` (another field) or ``$skip`` the
+    operator pages by offset instead (see docs/reference.md for the trade-off).
+
+    :param endpoint: collection (``sop_orders``), record (``sop_orders/123``) or nested path
+        (``customers/7/sop_orders``), relative to the API base URL. (templated)
+    :param query: OData options: ``$filter``, ``$select``, ``$orderby``, ``$expand``, ``$top`` (caps the total),
+        ``$skip``, ``$count``. Build ``$filter`` with :mod:`airflow_provider_sage200.odata`. (templated)
+    :param sage200_conn_id: the ``sage200`` connection. (templated)
+    :param output_uri: write records here (a path or any ``ObjectStoragePath`` URI, e.g.
+        ``s3://bucket/sage/{{ ds }}.jsonl``) instead of returning them; streamed in constant memory and moved
+        into place only when complete. (templated)
+    :param output_format: ``jsonl`` (default), ``json``, ``csv`` or ``parquet`` (needs pyarrow).
+    :param incremental_field: e.g. ``date_time_updated``: restrict to the run's data interval
+        ``[data_interval_start, data_interval_end)``, combined with your ``$filter``.
+    :param page_size: records per request (1-5000).
+    :param xcom_record_limit: without ``output_uri``, refuse to push more records than this to XCom.
+    """
+
+    template_fields: Sequence[str] = ("sage200_conn_id", "endpoint", "query", "output_uri")
+    template_fields_renderers = {"query": "json"}
+    ui_color = "#00d639"
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        query: Mapping[str, Any] | None = None,
+        sage200_conn_id: str = Sage200Hook.default_conn_name,
+        output_uri: str | None = None,
+        output_format: str = "jsonl",
+        incremental_field: str | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        xcom_record_limit: int = DEFAULT_XCOM_RECORD_LIMIT,
+        progress_interval: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from airflow_provider_sage200.outputs import OUTPUT_FORMATS
+
+        if output_format not in OUTPUT_FORMATS:
+            raise Sage200ConfigError(
+                f"output_format {output_format!r} is not supported; use one of {', '.join(OUTPUT_FORMATS)}."
+            )
+        self.endpoint = endpoint
+        self.query = dict(query) if query else {}
+        self.sage200_conn_id = sage200_conn_id
+        self.output_uri = output_uri
+        self.output_format = output_format
+        self.incremental_field = incremental_field
+        self.page_size = validate_page_size(page_size)
+        self.xcom_record_limit = xcom_record_limit
+        self.progress_interval = progress_interval
+
+    @cached_property
+    def hook(self) -> Sage200Hook:
+        return Sage200Hook(self.sage200_conn_id)
+
+    def effective_query(self, context: Context) -> dict[str, str]:
+        """The user's query, validated, with the data-interval restriction added when incremental."""
+        validate_endpoint(self.endpoint)
+        query = validate_query(self.query)
+        if "$count" in query and self.output_uri:
+            raise Sage200ConfigError(
+                "$count returns a number, not records; it cannot be written to output_uri."
+            )
+        if self.incremental_field:
+            start, end = context.get("data_interval_start"), context.get("data_interval_end")
+            if start is None or end is None:
+                raise Sage200ConfigError(
+                    "incremental_field needs a data interval, but this run has none (a manual run of a DAG "
+                    "without a schedule); give the DAG a schedule or drop incremental_field."
+                )
+            query["$filter"] = and_filters(
+                query.get("$filter"), interval_filter(self.incremental_field, start, end)
+            )
+        return query
+
+    def execute(self, context: Context) -> Any:
+        query = self.effective_query(context)
+        if "$count" in query:
+            return self.hook.send(self.endpoint, query=query)
+        if self.output_uri:
+            return self._export_to_file(query)
+        return self._export_to_xcom(query)
+
+    def _pages(self, query: dict[str, str]):
+        progress = _Progress(self.log, self.endpoint, self.progress_interval)
+        for page in self.hook.iter_pages(self.endpoint, query, self.page_size):
+            progress.add(len(page))
+            yield page
+        progress.done()
+
+    def _export_to_xcom(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for page in self._pages(query):
+            records.extend(page)
+            if len(records) > self.xcom_record_limit:
+                raise Sage200ConfigError(
+                    f"{self.endpoint} returned more than xcom_record_limit={self.xcom_record_limit} records; XCom "
+                    "is not meant for bulk data. Set output_uri (e.g. '/data/sage/{{ ds }}.jsonl' or an s3:// URI) "
+                    "to stream them to a file, or raise xcom_record_limit."
+                )
+        return records
+
+    def _export_to_file(self, query: dict[str, str]) -> dict[str, Any]:
+        from airflow.sdk import ObjectStoragePath
+
+        from airflow_provider_sage200.outputs import AtomicExport
+
+        destination = ObjectStoragePath(self.output_uri)
+        records = pages = 0
+        with AtomicExport(destination, self.output_format) as export:
+            for page in self._pages(query):
+                export.write_page(page)
+                records += len(page)
+                pages += 1
+        summary = {
+            "path": str(destination),
+            "format": self.output_format,
+            "records": records,
+            "pages": pages,
+            "bytes": export.bytes,
+            "filter": query.get("$filter"),
+        }
+        self.log.info(
+            "Wrote %d records in %d pages (%d bytes) to %s", records, pages, export.bytes, destination
+        )
+        return summary
+
+
+class _Progress:
+    """Logs pages, records and rate at most every ``interval`` seconds."""
+
+    def __init__(self, log: Any, endpoint: str, interval: float) -> None:
+        self.log, self.endpoint, self.interval = log, endpoint, interval
+        self.started = self.last = time.monotonic()
+        self.pages = self.records = 0
+
+    def add(self, records: int) -> None:
+        self.pages += 1
+        self.records += records
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self._log("progress")
+
+    def done(self) -> None:
+        self._log("finished")
+
+    def _log(self, what: str) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        self.log.info(
+            "%s %s: %d pages, %d records, %.0f records/s",
+            self.endpoint,
+            what,
+            self.pages,
+            self.records,
+            self.records / elapsed,
+        )
+
+
+class Sage200Operator(BaseOperator):
+    """Make one Sage 200 call (a write, or a single read) and return the parsed response.
+
+    A POST is never repeated after an ambiguous failure (timeout, dropped connection, 5xx): it fails instead,
+    so nothing is written twice. To make a create idempotent, look the record up by its natural key first
+    (``customers`` by ``reference``, ``products`` by ``code``) and PUT when it exists; see the
+    ``sage200_push_records`` example DAG.
+
+    :param endpoint: path relative to the API base URL. (templated)
+    :param method: POST (default), PUT, DELETE or GET.
+    :param json: request body. (templated)
+    :param query: OData options for a GET. (templated)
+    :param sage200_conn_id: the ``sage200`` connection. (templated)
+    """
+
+    template_fields: Sequence[str] = ("sage200_conn_id", "endpoint", "json", "query")
+    template_fields_renderers = {"json": "json", "query": "json"}
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        method: str = "POST",
+        json: Any = None,
+        query: Mapping[str, Any] | None = None,
+        sage200_conn_id: str = Sage200Hook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if method.upper() not in ("GET", "POST", "PUT", "DELETE"):
+            raise Sage200ConfigError(f"method {method!r} is not supported; use POST, PUT, DELETE or GET.")
+        self.endpoint = endpoint
+        self.method = method.upper()
+        self.json = json
+        self.query = dict(query) if query else None
+        self.sage200_conn_id = sage200_conn_id
+
+    def execute(self, context: Context) -> Any:
+        validate_endpoint(self.endpoint)
+        validate_query(self.query)
+        if self.method in ("POST", "PUT") and self.json is None:
+            raise Sage200ConfigError(f"{self.method} {self.endpoint} needs a json body.")
+        return Sage200Hook(self.sage200_conn_id).send(
+            self.endpoint, self.method, query=self.query, json=self.json
+        )
+
+
+class Sage200RefreshTokenOperator(BaseOperator):
+    """Refresh the access token when it is close to expiry, through the rotation-safe path.
+
+    Meant for a maintenance DAG on a short schedule (e.g. every 15 minutes, ``max_active_runs=1``). Returns the
+    token status (seconds left on both tokens), never a secret.
+
+    :param min_remaining: refresh when the access token has less than this left.
+    :param force: refresh regardless of the time left.
+    :param sage200_conn_id: the ``sage200`` connection. (templated)
+    """
+
+    template_fields: Sequence[str] = ("sage200_conn_id",)
+
+    def __init__(
+        self,
+        *,
+        min_remaining: timedelta = timedelta(minutes=30),
+        force: bool = False,
+        sage200_conn_id: str = Sage200Hook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.min_remaining = min_remaining
+        self.force = force
+        self.sage200_conn_id = sage200_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = Sage200Hook(self.sage200_conn_id)
+        before = hook.token_status()
+        status = hook.refresh(force=self.force, min_remaining=self.min_remaining.total_seconds())
+        refreshed = status.generation != before.generation
+        self.log.info(
+            "%s; %s",
+            "Token refreshed" if refreshed else "Token still fresh, not refreshed",
+            status.describe().replace("\n", " "),
+        )
+        return status.to_dict() | {"refreshed": refreshed}
