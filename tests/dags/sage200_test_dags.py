@@ -1,0 +1,106 @@
+"""Module-level DAGs for the dag.test() integration tests (dag.test() needs DAGs from the DAGs folder).
+
+Arguments arrive through ``dag_run.conf`` with native rendering, so one DAG serves many tests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_sage200.operators.sage200 import (
+    Sage200GetOperator,
+    Sage200Operator,
+    Sage200RefreshTokenOperator,
+)
+from airflow_provider_sage200.sensors.sage200 import Sage200TokenSensor
+
+START = datetime(2026, 1, 1)
+CONF = "{{ dag_run.conf['%s'] }}"
+
+with DAG("t_hook_call", schedule=None, start_date=START, catchup=False):
+
+    @task
+    def call_api() -> dict:
+        from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
+        hook = Sage200Hook()
+        orders = hook.send("sop_orders", query={"$top": 5, "$select": "id"})
+        return {"orders": len(orders), "generation": hook.token_status().generation}
+
+    call_api()
+
+
+with DAG("t_export", schedule=None, start_date=START, catchup=False, render_template_as_native_obj=True):
+    for fmt in ("jsonl", "json", "csv", "parquet"):
+        Sage200GetOperator(
+            task_id=f"export_{fmt}",
+            endpoint=CONF % "endpoint",
+            query=CONF % "query",
+            output_uri="{{ dag_run.conf['output_dir'] }}/out." + fmt,
+            output_format=fmt,
+            page_size=1000,
+        )
+
+
+with DAG("t_export_xcom", schedule=None, start_date=START, catchup=False, render_template_as_native_obj=True):
+    Sage200GetOperator(
+        task_id="to_xcom",
+        endpoint=CONF % "endpoint",
+        query=CONF % "query",
+        xcom_record_limit=100,
+        page_size=40,
+    )
+
+
+with DAG(
+    "t_incremental", schedule="@daily", start_date=START, catchup=False, render_template_as_native_obj=True
+):
+    Sage200GetOperator(
+        task_id="export_interval",
+        endpoint="sop_orders",
+        query={"$select": "id,date_time_updated"},
+        incremental_field="date_time_updated",
+        output_uri="{{ dag_run.conf['output_dir'] }}/{{ ds }}.jsonl",
+        page_size=500,
+    )
+
+
+with DAG("t_write", schedule=None, start_date=START, catchup=False, render_template_as_native_obj=True):
+    Sage200Operator(task_id="write", endpoint=CONF % "endpoint", method="POST", json=CONF % "body")
+
+
+with DAG("t_sensor", schedule=None, start_date=START, catchup=False):
+    Sage200TokenSensor(
+        task_id="healthy", min_refresh_token_ttl=timedelta(days=10), poke_interval=1, timeout=10
+    )
+    Sage200TokenSensor(
+        task_id="healthy_deferred",
+        min_refresh_token_ttl=timedelta(days=10),
+        deferrable=True,
+        poke_interval=1,
+        timeout=10,
+    )
+
+
+with DAG("t_sensor_expiring", schedule=None, start_date=START, catchup=False):
+    Sage200TokenSensor(
+        task_id="needs_100_days", min_refresh_token_ttl=timedelta(days=100), poke_interval=1, timeout=3
+    )
+
+
+with DAG("t_sensor_deferred_expiring", schedule=None, start_date=START, catchup=False):
+    Sage200TokenSensor(
+        task_id="needs_100_days_deferred",
+        min_refresh_token_ttl=timedelta(days=100),
+        deferrable=True,
+        poke_interval=1,
+        timeout=3,
+    )
+
+
+with DAG("t_refresh", schedule=None, start_date=START, catchup=False):
+    under_1m = Sage200RefreshTokenOperator(task_id="if_under_1m", min_remaining=timedelta(minutes=1))
+    under_2h = Sage200RefreshTokenOperator(task_id="if_under_2h", min_remaining=timedelta(hours=2))
+    under_1m >> under_2h
