@@ -71,6 +71,22 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {"integration-name": "Sage 200", "python-modules": ["airflow_provider_sage200.hooks.sage200"]}
         ],
+        "operators": [
+            {"integration-name": "Sage 200", "python-modules": ["airflow_provider_sage200.operators.sage200"]}
+        ],
+        "sensors": [
+            {"integration-name": "Sage 200", "python-modules": ["airflow_provider_sage200.sensors.sage200"]}
+        ],
+        "triggers": [
+            {"integration-name": "Sage 200", "python-modules": ["airflow_provider_sage200.triggers.sage200"]}
+        ],
+        "plugins": [
+            {
+                "name": "sage200",
+                "plugin-class": "airflow_provider_sage200.plugins.sage200_plugin.Sage200Plugin",
+            }
+        ],
+        "cli": ["airflow_provider_sage200.cli.definition.get_sage200_cli_commands"],
         "connection-types": [
             {
                 "connection-type": "sage200",

@@ -10,6 +10,8 @@ import secrets
 import sys
 from typing import TextIO
 
+from airflow.sdk.exceptions import AirflowNotFoundException
+
 from airflow_provider_sage200.cli.login import open_browser, parse_redirect, pkce_pair, wait_for_callback
 from airflow_provider_sage200.exceptions import Sage200Error
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
@@ -89,4 +91,7 @@ def run_safely(action, *args, **kwargs) -> int:
         return action(*args, **kwargs)
     except Sage200Error as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except AirflowNotFoundException as exc:
+        print(f"error: {exc}. Create it first (see docs/index.md, step 3).", file=sys.stderr)
         return 1

@@ -1,0 +1,143 @@
+"""The "Sage 200 tokens" page: token status per connection, "Refresh now" and "Get new token" with the OAuth callback.
+
+Served by the API server under ``/sage200``. Every route needs an authenticated Airflow user allowed to edit
+Variables; actions are POSTs (the session cookie is SameSite=Lax, so other sites cannot post them), and no token
+value is ever rendered.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_variable
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from airflow_provider_sage200.cli.login import pkce_pair
+from airflow_provider_sage200.plugins.oauth_state import open_state, seal
+
+CALLBACK_PATH = "/sage200/oauth/callback"
+
+
+def _sage200_conn_ids() -> list[str]:
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(Connection.conn_id).filter(Connection.conn_type == "sage200").all()
+    return sorted(row[0] for row in rows)
+
+
+def _callback_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + CALLBACK_PATH
+
+
+def _card(conn_id: str) -> str:
+    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
+    e = html.escape
+    try:
+        hook = Sage200Hook(conn_id)
+        status = hook.token_status()
+        sites: list[dict[str, Any]] = []
+        if status.access_token_valid:
+            try:
+                sites = hook.get_sites()
+            except Exception as exc:
+                sites = [{"company_name": f"(could not list sites: {type(exc).__name__})"}]
+        rows = "".join(
+            f"<li>{e(str(s.get('company_name', '')))} (X-Company {e(str(s.get('company_id', '')))}, "
+            f"X-Site {e(str(s.get('site_id', '')))})</li>"
+            for s in sites
+        )
+        body = (
+            f"<p class='status'>{e(status.describe()).replace(chr(10), '<br>')}</p>"
+            f"<ul class='sites'>{rows}</ul>"
+        )
+    except Exception as exc:
+        body = f"<p class='error'>{e(type(exc).__name__)}: {e(str(exc))}</p>"
+    q = quote(conn_id)
+    return (
+        f"<section data-conn-id='{e(conn_id)}'><h2>{e(conn_id)}</h2>{body}"
+        f"<form method='post' action='connections/{q}/refresh'><button>Refresh now</button></form> "
+        f"<form method='post' action='connections/{q}/authorize'><button>Get new token</button></form></section>"
+    )
+
+
+def _page(message: str | None = None, error: str | None = None) -> HTMLResponse:
+    notice = ""
+    if message:
+        notice = f"<p class='message'>{html.escape(message)}</p>"
+    if error:
+        notice = f"<p class='error'>{html.escape(error)}</p>"
+    cards = "".join(_card(c) for c in _sage200_conn_ids()) or "<p>No connections of type sage200.</p>"
+    return HTMLResponse(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Sage 200 tokens</title>"
+        "<style>body{font-family:sans-serif;margin:2em}section{border:1px solid #ccc;padding:1em;margin:1em 0}"
+        "form{display:inline}.error{color:#b00}.message{color:#070}</style></head>"
+        f"<body><h1>Sage 200 tokens</h1>{notice}{cards}</body></html>"
+    )
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Sage 200 tokens", docs_url=None, redoc_url=None, openapi_url=None)
+    can_edit_variables = [Depends(requires_access_variable("PUT"))]
+
+    @app.get("/", response_class=HTMLResponse, dependencies=can_edit_variables)
+    def index(message: str | None = None, error: str | None = None) -> HTMLResponse:
+        return _page(message, error)
+
+    @app.post("/connections/{conn_id}/refresh", dependencies=can_edit_variables)
+    def refresh(conn_id: str) -> RedirectResponse:
+        from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
+        try:
+            Sage200Hook(conn_id).refresh(force=True)
+            query = {"message": f"Refreshed the token of {conn_id}."}
+        except Exception as exc:
+            query = {"error": f"Refresh of {conn_id} failed: {exc}"}
+        return RedirectResponse("../../?" + urlencode(query), status_code=303)
+
+    @app.post("/connections/{conn_id}/authorize", dependencies=can_edit_variables)
+    def authorize(conn_id: str, request: Request, user: GetUserDep) -> RedirectResponse:
+        from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
+        verifier, challenge = pkce_pair()
+        state = seal(user.get_id(), conn_id, verifier)
+        url = Sage200Hook(conn_id).authorization_url(state, _callback_url(request), code_challenge=challenge)
+        return RedirectResponse(url, status_code=303)
+
+    @app.get("/oauth/callback", dependencies=can_edit_variables)
+    def callback(
+        request: Request,
+        user: GetUserDep,
+        state: str = "",
+        code: str | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+    ) -> RedirectResponse:
+        from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
+        try:
+            sealed = open_state(state, user.get_id())
+        except ValueError as exc:
+            return RedirectResponse(
+                "../?" + urlencode({"error": f"Consent refused: {exc}."}), status_code=303
+            )
+        if error or not code:
+            detail = f"{error}: {error_description}" if error else "no authorization code"
+            return RedirectResponse("../?" + urlencode({"error": f"Sage ID said {detail}"}), status_code=303)
+        try:
+            status = Sage200Hook(sealed.conn_id).exchange_code(
+                code, _callback_url(request), sealed.code_verifier
+            )
+            query = {
+                "message": f"New token stored for {sealed.conn_id}; refresh token expires {status.refresh_token_expires_at}."
+            }
+        except Exception as exc:
+            query = {"error": f"Code exchange failed: {exc}"}
+        return RedirectResponse("../?" + urlencode(query), status_code=303)
+
+    return app
