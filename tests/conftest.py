@@ -15,8 +15,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
-REPO = Path(__file__).resolve().parents[1]
 TEST_DAGS = Path(__file__).resolve().parent / "dags"
 _HOME = Path(tempfile.mkdtemp(prefix="sage200-airflow-home-"))
 
@@ -27,27 +27,25 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__FERNET_KEY": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         # Refresh coordination timings scaled down for tests (production defaults are seconds).
         "AIRFLOW__SAGE200__CLAIM_WRITE_LIMIT_SECONDS": "0.5",
         "AIRFLOW__SAGE200__CLAIM_SETTLE_SECONDS": "0.6",
         "AIRFLOW__SAGE200__LEASE_POLL_SECONDS": "0.1",
         "AIRFLOW__SAGE200__REFRESH_LEASE_SECONDS": "30",
+        "AIRFLOW__SAGE200__BACKOFF_BASE_SECONDS": "0.05",
     }
 )
+for _name in [n for n in os.environ if n.startswith("AIRFLOW_CONN_") or n.startswith("AIRFLOW_VAR_")]:
+    del os.environ[_name]
 
 CONN_ID = "sage200_default"
+REDIRECT_URI = "http://127.0.0.1:8765/callback"
 
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB in the throwaway AIRFLOW_HOME."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        capture_output=True,
-        env=os.environ.copy(),
-    )
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     return _HOME
 
 
@@ -66,41 +64,54 @@ def emulator(emulator_server):
     """The running emulator, reset to its startup state before each test."""
     emulator_server.client.reset()
     yield emulator_server
-    emulator_server.client.clear_faults()
+    emulator_server.client.reset()
 
 
 def connection_json(emulator, *, edition: str = "professional", **extra) -> str:
-    sites = emulator.client.truth("sites") if False else None  # noqa: F841 (sites come from the API below)
+    site = emulator.client.sites()[0]
     fields = {
         "edition": edition,
-        "site_id": SITE_A,
-        "company_id": 1,
+        "site_id": site["site_id"],
+        "company_id": site["company_id"],
         "api_url": emulator.api_url(edition),
         "auth_url": emulator.auth_url,
         "token_url": emulator.token_url,
-        "redirect_uri": "http://127.0.0.1:8765/callback",
+        "redirect_uri": REDIRECT_URI,
     } | extra
     return json.dumps(
         {"conn_type": "sage200", "login": "emulator-client", "password": "emulator-secret", "extra": fields}
     )
 
 
-SITE_A = None  # filled in by the `site` fixture from the emulator's /sites
-
-
 @pytest.fixture
 def sage200_conn(emulator, monkeypatch, airflow_db):
-    """Connection ``sage200_default`` pointing at the emulator (from AIRFLOW_CONN_*, like a secrets backend)."""
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(emulator))
+    """Connection ``sage200_default`` pointing at the emulator (given as AIRFLOW_CONN_*, like a secrets backend).
+
+    Each test gets its own token Variable, so tests never see each other's tokens.
+    """
+    variable = f"sage200_token__{os.urandom(4).hex()}"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(emulator, token_variable=variable))
+    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
+    Sage200Hook._token_cache.clear()
     return CONN_ID
 
 
-def consent(conn_id: str = CONN_ID, emulator=None) -> None:
+def consent(emulator, conn_id: str = CONN_ID):
     """Do what a person does once: open the consent URL (the emulator auto-consents) and store the token."""
     from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 
     hook = Sage200Hook(conn_id)
-    location = emulator.client.authorize_url(hook.authorization_url("state-123"))
+    answer = requests.get(hook.authorization_url("state-123"), allow_redirects=False, timeout=10)
+    assert answer.status_code in (302, 303), answer.text
+    location = answer.headers["Location"]
     query = parse_qs(urlsplit(location).query)
     assert query["state"] == ["state-123"]
-    hook.exchange_code(query["code"][0])
+    return hook.exchange_code(query["code"][0])
+
+
+@pytest.fixture
+def consented(sage200_conn, emulator):
+    """A connection with a stored token from a fresh consent."""
+    consent(emulator)
+    return sage200_conn

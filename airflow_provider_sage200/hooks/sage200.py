@@ -88,6 +88,7 @@ class Sage200Hook(BaseHook):
             read_timeout=_config_float("read_timeout_seconds", 60),
             max_attempts=int(_config_float("max_attempts", 6)),
             max_elapsed=_config_float("max_retry_seconds", 300),
+            backoff_base=_config_float("backoff_base_seconds", 0.5),
         )
         self.refresh_timing = refresh_timing or RefreshTiming(
             lease_seconds=_config_float("refresh_lease_seconds", 120),

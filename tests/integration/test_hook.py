@@ -1,0 +1,130 @@
+"""Sage200Hook against the running emulator, over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from airflow_provider_sage200.exceptions import (
+    Sage200ClientError,
+    Sage200ConfigError,
+    Sage200ReauthorizationRequired,
+    Sage200ServerError,
+)
+from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from tests.conftest import consent
+
+
+def test_consent_stores_token_with_fixed_refresh_expiry(sage200_conn, emulator):
+    status = consent(emulator)
+    assert status.has_token
+    assert 89 * 86400 < status.refresh_token_seconds_left <= 90 * 86400
+    token = Sage200Hook().token_store.load()
+    assert token["token_type"] == "Bearer" and token["generation"] == 0
+    assert emulator.client.stats()["token_grants"]["authorization_code"] == 1
+
+
+def test_sites_need_no_site_headers(consented):
+    sites = Sage200Hook().get_sites()
+    assert {"site_id", "site_name", "company_id", "company_name"} <= set(sites[0])
+
+
+def test_send_and_paginate_read_exactly_the_collection(consented, emulator):
+    hook = Sage200Hook()
+    truth = [r["id"] for r in emulator.client.truth("sop_orders", company_id=1)]
+    ids = [r["id"] for r in hook.paginate("sop_orders", {"$select": "id"}, page_size=300)]
+    assert ids == truth
+    first = hook.send("sop_orders", query={"$top": 2, "$orderby": "id"})
+    assert isinstance(first, list) and len(first) == 2
+    assert hook.send(f"sop_orders/{first[0]['id']}")["id"] == first[0]["id"]
+
+
+def test_many_calls_within_a_token_life_cost_no_refresh(consented, emulator):
+    hook = Sage200Hook()
+    for _ in range(20):
+        hook.send("sop_orders", query={"$top": 1})
+    assert emulator.client.stats()["token_grants"].get("refresh_token", 0) == 0
+
+
+def test_expired_access_token_is_refreshed_once_and_rotated(consented, emulator):
+    hook = Sage200Hook()
+    old = hook.token_store.load()
+    emulator.client.advance_clock(3700)  # the emulator's access tokens now expired
+    token = dict(old, expires_at=time.time() - 5)
+    hook.token_store.save(token)
+    Sage200Hook._token_cache.clear()
+    for _ in range(5):
+        hook.send("sop_orders", query={"$top": 1})
+    new = hook.token_store.load()
+    assert new["refresh_token"] != old["refresh_token"]
+    assert new["generation"] == 1
+    assert new["refresh_token_expires_at"] == old["refresh_token_expires_at"]  # fixed expiry does not move
+    stats = emulator.client.stats()
+    assert stats["token_grants"]["refresh_token"] == 1
+    assert stats.get("invalid_grant", 0) == 0
+
+
+def test_401_triggers_one_refresh_and_retry(consented, emulator):
+    hook = Sage200Hook()
+    hook.send("sop_orders", query={"$top": 1})
+    emulator.client.advance_clock(3700)  # server-side expiry the client does not know about
+    assert len(hook.send("sop_orders", query={"$top": 1})) == 1
+    assert emulator.client.stats()["token_grants"]["refresh_token"] == 1
+
+
+def test_invalid_grant_without_newer_token_asks_for_consent(consented, emulator):
+    hook = Sage200Hook()
+    token = hook.token_store.load()
+    hook.refresh()  # rotates: the stored refresh token changes
+    hook.token_store.save(token | {"expires_at": 0})  # put the spent one back, as a stale writer would
+    Sage200Hook._token_cache.clear()
+    with pytest.raises(Sage200ReauthorizationRequired, match="sage200 auth login"):
+        hook.get_access_token()
+
+
+def test_refresh_token_past_fixed_expiry_is_not_sent(consented, emulator):
+    hook = Sage200Hook()
+    token = hook.token_store.load()
+    hook.token_store.save(token | {"expires_at": 0, "refresh_token_expires_at": int(time.time()) - 1})
+    Sage200Hook._token_cache.clear()
+    with pytest.raises(Sage200ReauthorizationRequired, match="fixed expiry"):
+        hook.get_access_token()
+    assert emulator.client.stats()["token_grants"].get("refresh_token", 0) == 0
+
+
+def test_400_carries_sage_message_and_is_not_retried(consented, emulator):
+    hook = Sage200Hook()
+    with pytest.raises(Sage200ClientError) as exc:
+        hook.send("sop_orders", query={"$filter": "no_such_field eq 1"})
+    assert exc.value.status_code == 400
+    assert "no_such_field" in str(exc.value)
+    assert emulator.client.stats()["requests"].get("400") == 1
+
+
+def test_bad_query_fails_before_any_request(consented, emulator):
+    before = sum(emulator.client.stats()["requests"].values())
+    with pytest.raises(Sage200ConfigError, match="at most 5000"):
+        Sage200Hook().send("sop_orders", query={"$top": 6000})
+    assert sum(emulator.client.stats()["requests"].values()) == before
+
+
+def test_get_retries_429_and_503(consented, emulator):
+    emulator.client.set_faults(script=[429, 503, 502])
+    assert len(Sage200Hook().send("sop_orders", query={"$top": 3})) == 3
+    assert emulator.client.stats()["requests"].get("429") == 1
+
+
+def test_post_is_not_repeated_after_a_503(consented, emulator):
+    emulator.client.set_faults(script=[503])
+    with pytest.raises(Sage200ServerError, match=r"503"):
+        Sage200Hook().send("customers", "POST", json={"reference": "NEW0001", "name": "New Ltd"})
+    stats = emulator.client.stats()
+    assert stats["requests_by_route"].get("POST customers") == 1
+    assert stats["writes"].get("POST", 0) == 0
+
+
+def test_test_connection_is_read_only(consented, emulator):
+    ok, message = Sage200Hook().test_connection()
+    assert ok, message
+    assert emulator.client.stats()["token_grants"].get("refresh_token", 0) == 0
