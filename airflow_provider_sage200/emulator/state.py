@@ -1,0 +1,111 @@
+"""The emulator's whole state: configuration, clock, Sage ID, per-company data, faults and statistics."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Any
+
+from airflow_provider_sage200.emulator.config import EmulatorConfig
+from airflow_provider_sage200.emulator.data import Dataset, default_data_end
+from airflow_provider_sage200.emulator.identity import Identity
+
+FAULT_KEYS = {
+    "rate_429": 0.0,
+    "retry_after": 1.0,
+    "retry_after_format": "seconds",
+    "rate_5xx": 0.0,
+    "status_5xx": 503,
+    "rate_drop": 0.0,
+    "rate_truncate": 0.0,
+    "rate_html": 0.0,
+    "latency_ms": 0.0,
+    "slow_rate": 0.0,
+    "slow_ms": 0.0,
+    "down_for": 0.0,
+    "script": [],
+    "mutate_every": 0,
+    "mutate_count": 0,
+    "mutate_resource": "sop_orders",
+    "targets": ["api"],
+    "seed": 7,
+}
+
+
+def new_stats() -> dict[str, Any]:
+    return {
+        "requests": Counter(),
+        "requests_by_route": Counter(),
+        "token_grants": Counter({"authorization_code": 0, "refresh_token": 0}),
+        "invalid_grant": 0,
+        "invalid_client": 0,
+        "families_revoked": 0,
+        "reuse_detected": 0,
+        "faults_injected": Counter(),
+        "writes": Counter(),
+        "created_ids": defaultdict(list),
+    }
+
+
+class EmulatorState:
+    """Mutable state behind one emulator app; ``reset()`` returns to the startup configuration."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.startup = EmulatorConfig.from_dict(config.to_dict())
+        self.reset()
+
+    def reset(self) -> None:
+        self.config = EmulatorConfig.from_dict(self.startup.to_dict())
+        self.clock_offset = 0.0
+        self.stats = new_stats()
+        self.identity = Identity(self.config, self.stats)
+        end = (
+            datetime.fromisoformat(self.config.data_end.replace("Z", "+00:00")).timestamp()
+            if self.config.data_end
+            else default_data_end()
+        )
+        sizes = {
+            "sop_orders": self.config.sop_orders,
+            "customers": self.config.customers,
+            "products": self.config.products,
+            "warehouses": self.config.warehouses,
+        }
+        companies = {site["company_id"] for site in self.config.sites}
+        self.datasets = {
+            c: Dataset(self.config.seed, c, sizes, end, self.config.history_days) for c in sorted(companies)
+        }
+        self.clear_faults()
+
+    def clear_faults(self) -> None:
+        self.faults: dict[str, Any] = dict(FAULT_KEYS)
+        self.faults["script"] = []
+        self.rng = random.Random(self.faults["seed"])
+        self.down_until = 0.0
+        self.pages_served: Counter[str] = Counter()
+
+    def set_faults(self, changes: dict[str, Any]) -> None:
+        unknown = set(changes) - set(FAULT_KEYS)
+        if unknown:
+            raise ValueError(f"unknown faults: {sorted(unknown)}; known: {sorted(FAULT_KEYS)}")
+        self.faults.update(changes)
+        if "seed" in changes:
+            self.rng = random.Random(changes["seed"])
+        if changes.get("down_for"):
+            self.down_until = self.now() + float(changes["down_for"])
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        merged = self.config.to_dict() | changes
+        new = EmulatorConfig.from_dict(merged)
+        for key in changes:
+            setattr(self.config, key, getattr(new, key))
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def stats_json(self) -> dict[str, Any]:
+        out = {}
+        for key, value in self.stats.items():
+            out[key] = dict(value) if isinstance(value, dict) else value
+        return out
