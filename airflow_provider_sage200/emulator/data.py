@@ -141,8 +141,8 @@ class Dataset:
     ) -> Iterator[Record]:
         """Records with ``id_lo <= id <= id_hi`` in id order; unmodified ones only within ``[base_lo, base_hi]``."""
         n = self.sizes[resource]
-        lo = max(1, math.ceil(max(id_lo, base_lo)))
-        hi = min(n, math.floor(min(id_hi, base_hi)))
+        lo = max(1, math.ceil(max(id_lo, base_lo, 1)))
+        hi = math.floor(min(id_hi, base_hi, n))
         overridden = self.override_ids[resource]
         start = bisect.bisect_left(overridden, max(id_lo, 1) if id_lo != float("-inf") else 1)
         extra = [i for i in overridden[start:] if i <= id_hi]

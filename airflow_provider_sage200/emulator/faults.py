@@ -49,7 +49,6 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         state.stats["faults_injected"][str(action)] += 1
-        state.stats["requests"][str(action) if isinstance(action, int) else "fault"] += 1
         await self._inject(action, state, send)
 
     def _choose(self, state: EmulatorState) -> Any:
