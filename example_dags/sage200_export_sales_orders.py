@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, Param
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
 from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
 from airflow_provider_sage200.sensors.sage200 import Sage200TokenSensor
@@ -25,7 +25,7 @@ SOP_ORDERS = Asset(name="sage200_sop_orders", uri="file:///sage200/sop_orders")
 with DAG(
     dag_id="sage200_export_sales_orders",
     description="Export Sage 200 sales orders changed in each day, to one file per day",
-    schedule="@daily",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=4,

@@ -153,7 +153,7 @@ def main() -> int:
             print(f"    {order}")
 
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        for days_back in (2, 1):
+        for days_back in (1, 0):
             day = (today - timedelta(days=days_back)).strftime("%Y-%m-%d")
             step(f"Running sage200_export_sales_orders for {day} (airflow dags test)")
             run(

@@ -81,7 +81,7 @@ class Sage200GetOperator(BaseOperator):
                 f"output_format {output_format!r} is not supported; use one of {', '.join(OUTPUT_FORMATS)}."
             )
         self.endpoint = endpoint
-        self.query = dict(query) if query else {}
+        self.query = query
         self.sage200_conn_id = sage200_conn_id
         self.output_uri = output_uri
         self.output_format = output_format
@@ -108,6 +108,13 @@ class Sage200GetOperator(BaseOperator):
                 raise Sage200ConfigError(
                     "incremental_field needs a data interval, but this run has none (a manual run of a DAG "
                     "without a schedule); give the DAG a schedule or drop incremental_field."
+                )
+            if start >= end:
+                raise Sage200ConfigError(
+                    f"incremental_field needs a non-empty data interval, but this run's is [{start}, {end}). Airflow 3 "
+                    "schedules cron strings with CronTriggerTimetable, whose runs have no interval: use "
+                    "schedule=CronDataIntervalTimetable('@daily', timezone='UTC') (from airflow.sdk), or set "
+                    "[scheduler] create_cron_data_intervals = True."
                 )
             query["$filter"] = and_filters(
                 query.get("$filter"), interval_filter(self.incremental_field, start, end)
@@ -232,7 +239,7 @@ class Sage200Operator(BaseOperator):
         self.endpoint = endpoint
         self.method = method.upper()
         self.json = json
-        self.query = dict(query) if query else None
+        self.query = query
         self.sage200_conn_id = sage200_conn_id
 
     def execute(self, context: Context) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
 from airflow_provider_sage200.operators.sage200 import (
     Sage200GetOperator,
@@ -55,7 +55,11 @@ with DAG("t_export_xcom", schedule=None, start_date=START, catchup=False, render
 
 
 with DAG(
-    "t_incremental", schedule="@daily", start_date=START, catchup=False, render_template_as_native_obj=True
+    "t_incremental",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=START,
+    catchup=False,
+    render_template_as_native_obj=True,
 ):
     Sage200GetOperator(
         task_id="export_interval",

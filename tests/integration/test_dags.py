@@ -47,6 +47,7 @@ def test_task_with_expired_access_token_stores_rotated_refresh_token(emulator):
     hook = Sage200Hook()
     before = hook.token_store.load()
     hook.token_store.save(before | {"expires_at": int(time.time()) - 10})
+    Sage200Hook._token_cache.clear()  # as in a fresh worker process
     results = run_dag("t_hook_call")
     state, value = results["call_api"]
     assert state == "success", results
@@ -103,13 +104,14 @@ def test_incremental_runs_over_consecutive_intervals_equal_the_full_set(emulator
     truth = emulator.client.truth("sop_orders", company_id=1, fields=("id", "date_time_updated"))
     stamps = sorted(datetime.fromisoformat(r["date_time_updated"].replace("Z", "+00:00")) for r in truth)
     last_day = stamps[-1].replace(hour=0, minute=0, second=0, microsecond=0)
+    # A run at logical date D covers the day before: [D - 1 day, D).
     days = [last_day - timedelta(days=n) for n in (2, 1, 0)]
     exported: list[int] = []
     for day in days:
         results = run_dag("t_incremental", {"output_dir": str(tmp_path)}, logical_date=day)
         assert results["export_interval"][0] == "success", results
         exported += _ids(tmp_path / f"{day:%Y-%m-%d}.jsonl", "jsonl")
-    window = {r["id"] for r in truth if days[0] <= _ts(r) < days[-1] + timedelta(days=1)}
+    window = {r["id"] for r in truth if days[0] - timedelta(days=1) <= _ts(r) < days[-1]}
     assert len(exported) == len(set(exported))
     assert set(exported) == window and window
 
