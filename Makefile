@@ -21,8 +21,11 @@ lint: venv
 test: lint
 	$(BIN)/pytest
 
+docs: venv
+	$(BIN)/mkdocs build --strict --site-dir .site
+
 demo: venv
 	$(BIN)/python scripts/demo.py
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .site .pytest_cache .ruff_cache

@@ -32,9 +32,10 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
     params={
         "base_uri": Param(
-            "{{ var.value.get('sage200_export_base_uri', '/tmp/sage200_exports') }}",
-            type="string",
-            description="Directory or object-store prefix for the export files.",
+            None,
+            type=["null", "string"],
+            description="Directory or object-store prefix for the export files "
+            "(default: the sage200_export_base_uri Variable, else /tmp/sage200_exports).",
         ),
     },
     tags=["sage200", "example"],
@@ -51,7 +52,8 @@ with DAG(
         endpoint="sop_orders",
         query={"$expand": "customer"},
         incremental_field="date_time_updated",
-        output_uri="{{ params.base_uri }}/sop_orders/{{ ds }}." + OUTPUT_FORMAT,
+        output_uri="{{ params.base_uri or var.value.get('sage200_export_base_uri', '/tmp/sage200_exports') }}"
+        "/sop_orders/{{ ds }}." + OUTPUT_FORMAT,
         output_format=OUTPUT_FORMAT,
         page_size=1000,
         outlets=[SOP_ORDERS],

@@ -65,6 +65,15 @@ def consent(env: dict[str, str]) -> None:
         raise SystemExit("consent failed")
 
 
+def count_records(path: Path) -> int:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(path).num_rows
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
 def main() -> int:
     from airflow_provider_sage200.emulator import EmulatorConfig, EmulatorServer
 
@@ -145,7 +154,7 @@ def main() -> int:
         print(f"    using X-Site {site['site_id']} / X-Company {site['company_id']} ({site['company_name']})")
 
         step("A few sales orders through Sage200Hook.paginate")
-        os.environ.update(env)
+        os.environ.update(env, _AIRFLOW_PROCESS_CONTEXT="server")  # this script is not task code
         from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 
         query = {"$select": "id,document_no,customer_id,total_gross_value,date_time_updated", "$top": 3}
@@ -170,10 +179,13 @@ def main() -> int:
         run(str(BIN / "airflow"), "dags", "test", "sage200_token_maintenance", env=env, capture=True)
 
         step("What the demo produced")
-        for path in sorted(EXPORTS.rglob("*.*")):
-            with path.open("rb") as handle:
-                records = sum(1 for _ in handle) if path.suffix == ".jsonl" else "?"
-            print(f"    {path.relative_to(REPO)}: {records} records, {path.stat().st_size:,} bytes")
+        files = sorted(EXPORTS.rglob("*.*"))
+        if not files:
+            raise SystemExit("the export DAG produced no files")
+        for path in files:
+            print(
+                f"    {path.relative_to(REPO)}: {count_records(path)} records, {path.stat().st_size:,} bytes"
+            )
         print()
         run(str(BIN / "sage200"), "token", "check", env=env)
         stats = server.client.stats()
