@@ -21,6 +21,9 @@ lint: venv
 test: lint
 	$(BIN)/pytest
 
+e2e: venv
+	$(BIN)/pytest -m e2e
+
 docs: venv
 	$(BIN)/mkdocs build --strict --site-dir .site
 
