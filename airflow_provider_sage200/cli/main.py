@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -62,9 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Like `airflow connections ...`, this command works on the metastore directly (it is not task code):
-    # tell the Task SDK to look connections up there too.
-    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
     if args.command == "emulator":
         from airflow_provider_sage200.emulator import cli as emulator_cli
 

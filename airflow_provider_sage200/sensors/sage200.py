@@ -68,16 +68,23 @@ class Sage200TokenSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool:
         verdict = self._verdict()
         if not verdict.healthy and verdict.refresh_can_fix and self.allow_refresh:
-            self._refresh()
-            verdict = self._verdict()
+            verdict = self._refresh()
         self.log.info("%s", verdict.reason)
         return verdict.healthy
 
-    def _refresh(self) -> None:
+    def _refresh(self) -> TokenVerdict:
+        """Refresh on this worker; fail at once if even a fresh token cannot meet the threshold."""
         try:
-            self.hook.refresh(force=False, min_remaining=self.min_access_token_ttl.total_seconds())
+            status = self.hook.refresh(force=False, min_remaining=self.min_access_token_ttl.total_seconds())
         except Sage200AuthError as exc:
             raise Sage200AuthError(f"Refreshing the Sage 200 token failed: {exc}") from None
+        verdict = self._verdict()
+        if verdict.refresh_can_fix:
+            raise Sage200AuthError(
+                f"Sage ID issues access tokens that live about {status.access_token_seconds_left}s, less than "
+                f"min_access_token_ttl ({self.min_access_token_ttl.total_seconds():.0f}s); lower the threshold."
+            )
+        return verdict
 
     def execute(self, context: Context) -> Any:
         if self.deferrable and not self.poke(context):
@@ -111,8 +118,7 @@ class Sage200TokenSensor(BaseSensorOperator):
             self.log.info("%s", event["message"])
             return
         if event["status"] == "refresh_needed" and self.allow_refresh:
-            self._refresh()
-            verdict = self._verdict()
+            verdict = self._refresh()
             if verdict.healthy:
                 self.log.info("%s", verdict.reason)
                 return

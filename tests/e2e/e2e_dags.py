@@ -15,5 +15,5 @@ with DAG("e2e_deferrable_sensor", schedule=None, start_date=datetime(2026, 1, 1)
         min_refresh_token_ttl=timedelta(days=10),
         deferrable=True,
         poke_interval=2,
-        timeout=120,
+        timeout=240,
     )

@@ -219,11 +219,25 @@ def test_token_maintenance_runs_in_its_pool(deployment):
     assert deployment.emulator.client.stats()["invalid_grant"] == 0
 
 
-def test_deferrable_sensor_waits_in_the_real_triggerer(deployment):
-    # Make the access token too short-lived: the trigger sees it, the worker refreshes on resume.
-    deployment.emulator.client.configure(access_token_ttl=30)
-    deployment.airflow("sage200", "token", "refresh")
-    result = deployment.run_dag("e2e_deferrable_sensor")
-    assert result["state"] == "success", result
-    log = (deployment.home / "triggerer.log").read_text()
-    assert "Sage200TokenTrigger" in log
+def test_deferrable_sensor_waits_in_the_real_triggerer_until_consent(deployment):
+    """No token: the sensor defers; the real triggerer polls (read-only) until a person consents."""
+    deployment.airflow("variables", "delete", "sage200_token__sage200_default")
+    dag_id = "e2e_deferrable_sensor"
+    assert deployment.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}).ok
+    created = deployment.api(
+        "POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": datetime.now(UTC).isoformat()}
+    )
+    run_id = created.json()["dag_run_id"]
+    task = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/token_ok_deferred"
+    deployment.wait_for(
+        "the sensor to defer", lambda: deployment.api("GET", task).json().get("state") == "deferred"
+    )
+    consent_with_the_cli(deployment)
+    run = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+    deployment.wait_for(
+        "the run to finish", lambda: deployment.api("GET", run).json()["state"] in ("success", "failed")
+    )
+    assert deployment.api("GET", run).json()["state"] == "success"
+    assert "Trigger fired event" in "".join(
+        p.read_text() for p in (deployment.home / "logs").rglob("*trigger*.log")
+    )
