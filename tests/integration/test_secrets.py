@@ -1,0 +1,42 @@
+"""Secrets never reach task logs, XCom or the metastore in clear text."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from tests.conftest import _HOME
+from tests.integration.test_dags import run_dag
+
+pytestmark = pytest.mark.usefixtures("consented")
+
+
+def test_tokens_and_client_secret_stay_out_of_logs_and_xcom(emulator, capfd, caplog):
+    hook = Sage200Hook()
+    hook.token_store.save(hook.token_store.load() | {"expires_at": int(time.time()) - 10})
+    Sage200Hook._token_cache.clear()
+    results = run_dag("t_hook_call")  # refreshes inside the task: new tokens arrive there
+    results |= run_dag("t_refresh")
+    issued = emulator.client.issued_tokens()
+    secrets = [*issued["access_tokens"], *issued["refresh_tokens"], *issued["auth_codes"], "emulator-secret"]
+    assert len(issued["refresh_tokens"]) >= 3
+    out, err = capfd.readouterr()  # dag.test() runs tasks in this process and logs to its stdout/stderr
+    assert "call_api" in out + err + caplog.text, "no task output was captured to scan"
+    files = "".join(p.read_text(errors="replace") for p in (_HOME / "logs").rglob("*") if p.is_file())
+    text = out + err + caplog.text + files + json.dumps(results, default=str)
+    leaked = [s for s in secrets if s in text]
+    assert leaked == []
+
+
+def test_token_variable_is_encrypted_in_the_metastore(emulator):
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    key = Sage200Hook().config.token_variable
+    with create_session() as session:
+        row = session.query(Variable).filter(Variable.key == key).one()
+        assert row.is_encrypted
+        assert "refresh_token" not in row._val
