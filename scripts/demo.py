@@ -65,6 +65,14 @@ def consent(env: dict[str, str]) -> None:
         raise SystemExit("consent failed")
 
 
+def airflow(env: dict[str, str], *args: str) -> str:
+    return run(str(BIN / "airflow"), *args, env=env, capture=True)
+
+
+def add_connection(conn: dict, env: dict[str, str]) -> None:
+    airflow(env, "connections", "add", "sage200_default", "--conn-json", json.dumps(conn))
+
+
 def count_records(path: Path) -> int:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -88,7 +96,7 @@ def main() -> int:
     try:
         print(f"    {server.url}")
         step("Creating a throwaway Airflow home with SQLite (airflow db migrate)")
-        run(str(BIN / "airflow"), "db", "migrate", env=env, capture=True)
+        airflow(env, "db", "migrate")
         conn = {
             "conn_type": "sage200",
             "login": server.config.client_id,
@@ -101,35 +109,9 @@ def main() -> int:
                 "redirect_uri": "http://127.0.0.1:8765/callback",
             },
         }
-        run(
-            str(BIN / "airflow"),
-            "connections",
-            "add",
-            "sage200_default",
-            "--conn-json",
-            json.dumps(conn),
-            env=env,
-            capture=True,
-        )
-        run(
-            str(BIN / "airflow"),
-            "pools",
-            "set",
-            "sage200_token",
-            "1",
-            "Sage 200 token refresh",
-            env=env,
-            capture=True,
-        )
-        run(
-            str(BIN / "airflow"),
-            "variables",
-            "set",
-            "sage200_export_base_uri",
-            str(EXPORTS),
-            env=env,
-            capture=True,
-        )
+        add_connection(conn, env)
+        airflow(env, "pools", "set", "sage200_token", "1", "Sage 200 token refresh")
+        airflow(env, "variables", "set", "sage200_export_base_uri", str(EXPORTS))
 
         step("One-time consent: sage200 auth login (the emulator consents automatically)")
         consent(env)
@@ -140,17 +122,8 @@ def main() -> int:
         run(str(BIN / "sage200"), "sites", env=env)
         site = sites[0]
         conn["extra"] |= {"site_id": site["site_id"], "company_id": site["company_id"]}
-        run(str(BIN / "airflow"), "connections", "delete", "sage200_default", env=env, capture=True)
-        run(
-            str(BIN / "airflow"),
-            "connections",
-            "add",
-            "sage200_default",
-            "--conn-json",
-            json.dumps(conn),
-            env=env,
-            capture=True,
-        )
+        airflow(env, "connections", "delete", "sage200_default")
+        add_connection(conn, env)
         print(f"    using X-Site {site['site_id']} / X-Company {site['company_id']} ({site['company_name']})")
 
         step("A few sales orders through Sage200Hook.paginate")
@@ -165,18 +138,10 @@ def main() -> int:
         for days_back in (1, 0):
             day = (today - timedelta(days=days_back)).strftime("%Y-%m-%d")
             step(f"Running sage200_export_sales_orders for {day} (airflow dags test)")
-            run(
-                str(BIN / "airflow"),
-                "dags",
-                "test",
-                "sage200_export_sales_orders",
-                day,
-                env=env,
-                capture=True,
-            )
+            airflow(env, "dags", "test", "sage200_export_sales_orders", day)
 
         step("Running sage200_token_maintenance once")
-        run(str(BIN / "airflow"), "dags", "test", "sage200_token_maintenance", env=env, capture=True)
+        airflow(env, "dags", "test", "sage200_token_maintenance")
 
         step("What the demo produced")
         files = sorted(EXPORTS.rglob("*.*"))

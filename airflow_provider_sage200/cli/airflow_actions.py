@@ -1,4 +1,8 @@
-"""Adapters from ``airflow sage200`` argparse namespaces to the shared command functions."""
+"""Adapters from parsed arguments to the shared command functions, for both ``sage200`` and ``airflow sage200``.
+
+The ``*_code`` functions return the exit code (used by the ``sage200`` console script); the plain ones exit with
+it (Airflow's CLI ignores return values).
+"""
 
 from __future__ import annotations
 
@@ -8,31 +12,39 @@ from argparse import Namespace
 from airflow_provider_sage200.cli import commands
 
 
-def _exit(code: int) -> None:
-    if code:
-        sys.exit(code)
-
-
-def auth_login(args: Namespace) -> None:
-    _exit(
-        commands.run_safely(
-            commands.auth_login,
-            args.conn_id,
-            no_browser=args.no_browser,
-            paste=args.paste,
-            timeout=args.timeout,
-            pkce=args.pkce,
-        )
+def auth_login_code(args: Namespace) -> int:
+    return commands.run_safely(
+        commands.auth_login,
+        args.conn_id,
+        no_browser=args.no_browser,
+        paste=args.paste,
+        timeout=args.timeout,
+        pkce=args.pkce,
     )
 
 
-def token_check(args: Namespace) -> None:
-    _exit(commands.run_safely(commands.token_check, args.conn_id, as_json=args.json))
+def token_check_code(args: Namespace) -> int:
+    return commands.run_safely(commands.token_check, args.conn_id, as_json=args.json)
 
 
-def token_refresh(args: Namespace) -> None:
-    _exit(commands.run_safely(commands.token_refresh, args.conn_id, min_remaining=args.min_remaining))
+def token_refresh_code(args: Namespace) -> int:
+    return commands.run_safely(commands.token_refresh, args.conn_id, min_remaining=args.min_remaining)
 
 
-def sites(args: Namespace) -> None:
-    _exit(commands.run_safely(commands.sites, args.conn_id, as_json=args.json))
+def sites_code(args: Namespace) -> int:
+    return commands.run_safely(commands.sites, args.conn_id, as_json=args.json)
+
+
+def _exiting(action):
+    def run(args: Namespace) -> None:
+        code = action(args)
+        if code:
+            sys.exit(code)
+
+    return run
+
+
+auth_login = _exiting(auth_login_code)
+token_check = _exiting(token_check_code)
+token_refresh = _exiting(token_refresh_code)
+sites = _exiting(sites_code)

@@ -66,22 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         emulator_cli.run_from_args(args)
         return 0
-    from airflow_provider_sage200.cli import commands
+    from airflow_provider_sage200.cli import airflow_actions as actions
 
     if args.command == "auth":
-        return commands.run_safely(
-            commands.auth_login,
-            args.conn_id,
-            no_browser=args.no_browser,
-            paste=args.paste,
-            timeout=args.timeout,
-            pkce=args.pkce,
-        )
-    if args.command == "token" and args.action == "check":
-        return commands.run_safely(commands.token_check, args.conn_id, as_json=args.json)
+        return actions.auth_login_code(args)
     if args.command == "token":
-        return commands.run_safely(commands.token_refresh, args.conn_id, min_remaining=args.min_remaining)
-    return commands.run_safely(commands.sites, args.conn_id, as_json=args.json)
+        return actions.token_check_code(args) if args.action == "check" else actions.token_refresh_code(args)
+    return actions.sites_code(args)
 
 
 if __name__ == "__main__":
