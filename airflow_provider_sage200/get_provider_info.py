@@ -80,12 +80,6 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "Sage 200", "python-modules": ["airflow_provider_sage200.triggers.sage200"]}
         ],
-        "plugins": [
-            {
-                "name": "sage200",
-                "plugin-class": "airflow_provider_sage200.plugins.sage200_plugin.Sage200Plugin",
-            }
-        ],
         "cli": ["airflow_provider_sage200.cli.definition.get_sage200_cli_commands"],
         "connection-types": [
             {

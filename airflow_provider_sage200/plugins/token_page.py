@@ -18,8 +18,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from airflow_provider_sage200.cli.login import pkce_pair
 from airflow_provider_sage200.plugins.oauth_state import open_state, seal
 
-CALLBACK_PATH = "/sage200/oauth/callback"
-
 
 def _sage200_conn_ids() -> list[str]:
     from airflow.models.connection import Connection
@@ -31,7 +29,8 @@ def _sage200_conn_ids() -> list[str]:
 
 
 def _callback_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + CALLBACK_PATH
+    """``<Airflow base URL>/sage200/oauth/callback``: the redirect URI to register with Sage."""
+    return str(request.url_for("callback"))
 
 
 def _card(conn_id: str) -> str:

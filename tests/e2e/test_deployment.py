@@ -241,3 +241,45 @@ def test_deferrable_sensor_waits_in_the_real_triggerer_until_consent(deployment)
     assert "Trigger fired event" in "".join(
         p.read_text() for p in (deployment.home / "logs").rglob("*trigger*.log")
     )
+
+
+def test_token_page_refresh_and_new_consent(deployment):
+    """The plugin page in the real API server: auth required, no secrets shown, refresh, consent, forged state."""
+    page = f"{deployment.url}/sage200/"
+    assert requests.get(page, timeout=30).status_code in (401, 403)
+    auth = {"Authorization": f"Bearer {deployment.token}"}
+    shown = requests.get(page, headers=auth, timeout=30)
+    assert shown.ok and "sage200_default" in shown.text and "Refresh now" in shown.text
+    issued = deployment.emulator.client.issued_tokens()
+    assert not [t for t in issued["access_tokens"] + issued["refresh_tokens"] if t in shown.text]
+
+    grants = deployment.emulator.client.stats()["token_grants"]
+    refreshed = requests.post(
+        f"{page}connections/sage200_default/refresh", headers=auth, allow_redirects=False, timeout=30
+    )
+    assert refreshed.status_code == 303 and "message=" in refreshed.headers["location"]
+    after = deployment.emulator.client.stats()["token_grants"]
+    assert after["refresh_token"] == grants["refresh_token"] + 1
+
+    start = requests.post(
+        f"{page}connections/sage200_default/authorize", headers=auth, allow_redirects=False, timeout=30
+    )
+    assert start.status_code == 303
+    assert (
+        "redirect_uri=" + requests.utils.quote(f"{deployment.url}/sage200/oauth/callback", safe="")
+        in start.headers["location"]
+    )
+    callback = requests.get(start.headers["location"], allow_redirects=False, timeout=30).headers["location"]
+    forged = callback.replace("state=", "state=forged")
+    rejected = requests.get(forged, headers=auth, allow_redirects=False, timeout=30)
+    assert "error=" in rejected.headers["location"]
+    assert (
+        deployment.emulator.client.stats()["token_grants"]["authorization_code"]
+        == after["authorization_code"]
+    )
+    accepted = requests.get(callback, headers=auth, allow_redirects=False, timeout=30)
+    assert "message=" in accepted.headers["location"], accepted.headers["location"]
+    assert (
+        deployment.emulator.client.stats()["token_grants"]["authorization_code"]
+        == after["authorization_code"] + 1
+    )
