@@ -123,12 +123,10 @@ def _non_negative_int(key: str, value: Any) -> int:
 
 def and_filters(*filters: str | None) -> str | None:
     """Join ``$filter`` expressions with ``and``, each parenthesised; ``None`` when there are none."""
+    from airflow_provider_sage200.odata import and_
+
     parts = [f.strip() for f in filters if f and f.strip()]
-    if not parts:
-        return None
-    if len(parts) == 1:
-        return parts[0]
-    return " and ".join(f"({p})" for p in parts)
+    return and_(*parts) if parts else None
 
 
 def uses_key_paging(query: Mapping[str, str]) -> bool:

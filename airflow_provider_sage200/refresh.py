@@ -185,12 +185,12 @@ class RefreshCoordinator:
                 return token
             read_started = self.clock()
             lease = self._read_lease()
+            if read_started > deadline:
+                raise Sage200AuthError(
+                    f"Gave up after {self.timing.lease_seconds + 30:.0f}s waiting to refresh the token in Variable "
+                    f"{self.store.key!r} (last lease holder: {lease.get('owner')})."
+                )
             if lease.get("owner") not in (None, self.owner) and lease.get("lease_until", 0) > read_started:
-                if self.clock() > deadline:
-                    raise Sage200AuthError(
-                        f"Waited {self.timing.lease_seconds + 30:.0f}s for another worker "
-                        f"({lease.get('owner')}) to refresh the token in Variable {self.store.key!r}."
-                    )
                 self.sleep(self.timing.poll_interval)
                 continue
             if not self._claim(read_started):
