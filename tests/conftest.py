@@ -53,7 +53,7 @@ def airflow_db() -> Path:
 def emulator_server():
     from airflow_provider_sage200.emulator import EmulatorConfig, EmulatorServer
 
-    server = EmulatorServer(EmulatorConfig(sop_orders=2_000, customers=100, products=50), port=0)
+    server = EmulatorServer(EmulatorConfig(sop_orders=20_000, customers=100, products=50), port=0)
     server.start()
     yield server
     server.stop()

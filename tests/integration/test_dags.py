@@ -72,6 +72,7 @@ def _ids(path: Path, fmt: str) -> list[int]:
 
 def test_full_export_is_exact_in_every_format(emulator, tmp_path):
     truth = [r["id"] for r in emulator.client.truth("sop_orders", company_id=1)]
+    assert len(truth) == 20_000
     results = run_dag(
         "t_export", {"endpoint": "sop_orders", "query": {"$expand": "customer"}, "output_dir": str(tmp_path)}
     )
