@@ -158,13 +158,13 @@ def iter_pages(
             query["$select"] = f"{select},id"
     skip = int(query.pop("$skip", 0))
     user_filter = query.get("$filter")
-    last_id: int | None = None
+    after: int | None = None
     remaining = limit
     while remaining is None or remaining > 0:
         size = page_size if remaining is None else min(page_size, remaining)
         params = dict(query, **{"$top": str(size)})
         if key_paging:
-            key_filter = None if last_id is None else f"id gt {last_id}"
+            key_filter = None if after is None else f"id gt {after}"
             combined = and_filters(user_filter, key_filter)
             if combined:
                 params["$filter"] = combined
@@ -178,12 +178,12 @@ def iter_pages(
         if remaining is not None:
             remaining -= len(page)
         if key_paging:
-            last_id = _last_id(page)
+            after = last_id(page)
         else:
             skip += len(page)
 
 
-def _last_id(page: Page) -> int:
+def last_id(page: Page) -> int:
     value = page[-1].get("id")
     if not isinstance(value, int):
         raise Sage200ConfigError(

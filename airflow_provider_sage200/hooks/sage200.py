@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
+import msgspec
 import requests
 from airflow.sdk import BaseHook, conf
 from requests.adapters import HTTPAdapter
@@ -26,10 +27,16 @@ from airflow_provider_sage200.exceptions import (
     Sage200ServerError,
 )
 from airflow_provider_sage200.oauth import SageIdClient
+from airflow_provider_sage200.parallel import (
+    AdaptiveConcurrency,
+    iter_pages_parallel,
+    validate_max_concurrency,
+)
 from airflow_provider_sage200.query import (
     DEFAULT_PAGE_SIZE,
     is_record_path,
     iter_pages,
+    uses_key_paging,
     validate_endpoint,
     validate_page_size,
     validate_query,
@@ -239,6 +246,7 @@ class Sage200Hook(BaseHook):
         json: Any = None,
         *,
         site_headers: bool = True,
+        limiter: AdaptiveConcurrency | None = None,
     ) -> requests.Response:
         """Send one request with authentication, site headers, timeouts and retries; return the response.
 
@@ -247,6 +255,7 @@ class Sage200Hook(BaseHook):
         :param params: OData query options (validated, URL-encoded).
         :param json: request body for POST/PUT.
         :param site_headers: send ``X-Site``/``X-Company`` (every endpoint except ``sites`` needs them).
+        :param limiter: shared concurrency limit for parallel reads (backs off on 429/503/timeouts).
         :raises Sage200ClientError: on 400/403/404 (never retried), carrying Sage's message.
         """
         method = method.upper()
@@ -279,6 +288,11 @@ class Sage200Hook(BaseHook):
                     json=json,
                     headers={**headers, "Authorization": f"Bearer {access_token}"},
                     timeout=timeout,
+                )
+
+            if limiter is not None:
+                return send_with_retries(
+                    lambda: limiter.call(send), method=method, endpoint=endpoint, policy=self.retry_policy
                 )
 
             return send_with_retries(send, method=method, endpoint=endpoint, policy=self.retry_policy)
@@ -315,29 +329,47 @@ class Sage200Hook(BaseHook):
         return self._json(response, method, endpoint)
 
     def paginate(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
+        self,
+        endpoint: str,
+        params: Mapping[str, Any] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        *,
+        max_concurrency: int = 1,
     ) -> Iterator[dict[str, Any]]:
         """Yield every record of a collection (or the one record of a record path).
 
         Pages are read by key (``id gt <last>``), which cannot skip or duplicate records that change
         during the read; see :func:`airflow_provider_sage200.query.iter_pages`.
         """
-        for page in self.iter_pages(endpoint, params, page_size):
+        for page in self.iter_pages(endpoint, params, page_size, max_concurrency=max_concurrency):
             yield from page
 
     def iter_pages(
-        self, endpoint: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
+        self,
+        endpoint: str,
+        params: Mapping[str, Any] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        *,
+        max_concurrency: int = 1,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Yield a collection page by page (lists of records); see :meth:`paginate`."""
+        """Yield a collection page by page (lists of records), in ``id`` order when paging by key.
+
+        :param max_concurrency: with more than 1, key-paged reads (no ``$skip``, ``$top`` or ``$orderby``
+            other than ``id``) split the id space into ranges read concurrently by this many threads,
+            sharing this hook's session and token; see :mod:`airflow_provider_sage200.parallel`.
+        """
         endpoint = validate_endpoint(endpoint)
         query = validate_query(params)
         validate_page_size(page_size)
+        validate_max_concurrency(max_concurrency)
         if is_record_path(endpoint):
             yield [self.send(endpoint, query=query)]
             return
+        limiter = AdaptiveConcurrency(max_concurrency) if max_concurrency > 1 else None
 
         def fetch(page_params: dict[str, str]) -> list[dict[str, Any]]:
-            page = self.send(endpoint, query=page_params)
+            response = self.request("GET", endpoint, params=page_params, limiter=limiter)
+            page = self._json(response, "GET", endpoint)
             if not isinstance(page, list):
                 raise Sage200ServerError(
                     f"expected a JSON array of records, got {type(page).__name__}",
@@ -346,7 +378,15 @@ class Sage200Hook(BaseHook):
                 )
             return page
 
-        yield from iter_pages(fetch, query, page_size)
+        if limiter is None or "$top" in query or not uses_key_paging(query):
+            yield from iter_pages(fetch, query, page_size)
+            return
+
+        def count(count_params: dict[str, str]) -> int:
+            return int(self.send(endpoint, query=count_params))
+
+        self.get_access_token()  # one refresh, if due, before the workers start
+        yield from iter_pages_parallel(fetch, count, query, page_size, max_concurrency)
 
     def get_sites(self) -> list[dict[str, Any]]:
         """Return the site/company pairs the consenting user can reach (for X-Site / X-Company)."""
@@ -381,7 +421,7 @@ class Sage200Hook(BaseHook):
         if not response.content:
             return None
         try:
-            return response.json()
+            return msgspec.json.decode(response.content)
         except ValueError:
             raise Sage200ServerError(
                 f"the response is not JSON (Content-Type {response.headers.get('Content-Type')!r})",

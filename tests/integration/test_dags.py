@@ -122,7 +122,7 @@ def _ts(record: dict) -> datetime:
 
 
 def test_failure_mid_export_leaves_no_file(emulator, tmp_path):
-    emulator.client.set_faults(script=[200, 200, 400])
+    emulator.client.set_faults(script=[200] * 6 + [400])
     results = run_dag("t_export", {"endpoint": "sop_orders", "query": {}, "output_dir": str(tmp_path)})
     assert any(state == "failed" for state, _ in results.values())
     failed = [task for task, (state, _) in results.items() if state == "failed"]

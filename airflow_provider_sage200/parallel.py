@@ -1,0 +1,200 @@
+"""Parallel key-range paging: read disjoint ``id`` ranges concurrently and yield the pages in ``id`` order.
+
+The plan: three cheap requests find the lowest and highest ``id`` matching the caller's ``$filter`` and how
+many records match; the id space is cut into ranges expected to hold about one page each; a bounded pool
+reads the ranges by key (``id gt <last> and id lt <end>``). Every record has one ``id`` that never changes, so
+it lies in exactly one range: none is skipped or read twice, even while records are updated. The last range
+has no upper end, so records created during the export are picked up as sequential key paging would.
+
+Pages are yielded strictly in ``id`` order. Results that arrive ahead of their turn wait in a window of at
+most ``2 * max_concurrency`` pages, which bounds memory whatever the size of the export.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import requests
+
+from airflow_provider_sage200.exceptions import Sage200ClientError, Sage200ConfigError
+from airflow_provider_sage200.query import Page, and_filters, last_id
+
+MAX_CONCURRENCY = 16
+DEFAULT_MAX_CONCURRENCY = 4
+
+Fetch = Callable[[dict[str, str]], Page]
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """Ids in ``(after, end)``; ``end`` is ``None`` for the last, open-ended range."""
+
+    after: int
+    end: int | None
+
+    def filter(self) -> str:
+        lower = f"id gt {self.after}"
+        return lower if self.end is None else f"{lower} and id lt {self.end}"
+
+    def exhausted_by(self, page: Page, page_size: int) -> bool:
+        """True when no record of this range can follow ``page``."""
+        if len(page) < page_size:
+            return True
+        return self.end is not None and last_id(page) >= self.end - 1
+
+
+def plan_ranges(low: int, high: int, count: int | None, page_size: int) -> list[KeyRange]:
+    """Cut ``[low, high]`` into ranges expected to hold about one page each.
+
+    Dense ids (``count`` equal to the span) get ranges of exactly ``page_size`` ids, so each range costs one
+    request. Sparse ids get ranges sized for 80% of a page, so few of them overflow into a second request.
+    Without a count the ids are assumed dense.
+    """
+    span = high - low + 1
+    if count is None or count <= 0 or count >= span:
+        width = page_size
+    else:
+        width = max(1, int(page_size * 0.8 * span / count))
+    starts = range(low, high + 1, width)
+    ranges = [KeyRange(start - 1, start + width) for start in starts]
+    ranges[-1] = KeyRange(ranges[-1].after, None)
+    return ranges
+
+
+class AdaptiveConcurrency:
+    """How many requests may be in flight: halves on throttling, grows back by one per window of successes.
+
+    ``slot()`` blocks while the current limit is reached. :meth:`throttled` is called on 429, 503 and read
+    timeouts (the server asking for less); :meth:`succeeded` on each good response.
+    """
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.limit = maximum
+        self.in_flight = 0
+        self.successes = 0
+        self.throttle_events = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._cond:
+            while self.in_flight >= self.limit:
+                self._cond.wait()
+            self.in_flight += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_flight -= 1
+                self._cond.notify_all()
+
+    def call(self, send: Callable[[], requests.Response]) -> requests.Response:
+        """Run one request in a slot and learn from its outcome."""
+        with self.slot():
+            try:
+                response = send()
+            except requests.exceptions.ReadTimeout:
+                self.throttled()
+                raise
+        if response.status_code in (429, 503):
+            self.throttled()
+        elif response.ok:
+            self.succeeded()
+        return response
+
+    def throttled(self) -> None:
+        with self._cond:
+            self.throttle_events += 1
+            self.limit = max(1, self.limit // 2)
+            self.successes = 0
+
+    def succeeded(self) -> None:
+        with self._cond:
+            self.successes += 1
+            if self.limit < self.maximum and self.successes >= self.limit * 4:
+                self.limit += 1
+                self.successes = 0
+                self._cond.notify_all()
+
+
+def validate_max_concurrency(max_concurrency: int) -> int:
+    if not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= MAX_CONCURRENCY:
+        raise Sage200ConfigError(
+            f"max_concurrency is {max_concurrency!r}; it must be a whole number from 1 to {MAX_CONCURRENCY} "
+            "(1 reads pages one after another; keep it modest for Professional, which runs on the customer's "
+            "own server)."
+        )
+    return max_concurrency
+
+
+def find_bounds(
+    fetch: Fetch, count: Callable[[dict[str, str]], int], user_filter: str | None
+) -> tuple[int, int, int | None] | None:
+    """Lowest id, highest id and number of records matching ``user_filter``; ``None`` when nothing matches."""
+    base = {"$filter": user_filter} if user_filter else {}
+    first = fetch({**base, "$orderby": "id", "$top": "1", "$select": "id"})
+    if not first:
+        return None
+    last = fetch({**base, "$orderby": "id desc", "$top": "1", "$select": "id"})
+    try:
+        total: int | None = count({**base, "$count": "true"})
+    except Sage200ClientError:
+        total = None
+    return last_id(first), last_id(last), total
+
+
+def iter_pages_parallel(
+    fetch: Fetch,
+    count: Callable[[dict[str, str]], int],
+    query: Mapping[str, str],
+    page_size: int,
+    max_concurrency: int,
+) -> Iterator[Page]:
+    """Yield the pages of a key-paged collection in ``id`` order, reading up to ``max_concurrency`` at once.
+
+    ``query`` must be key-pageable (no ``$skip``, no ``$top``, ``$orderby`` absent or ``id``); ``fetch`` reads
+    one page, ``count`` answers a ``$count=true`` request. Both must be safe to call from several threads.
+    """
+    query = {k: v for k, v in query.items() if k not in ("$orderby", "$count")}
+    select = query.get("$select")
+    if select and "id" not in [s.strip() for s in select.split(",")]:
+        query["$select"] = f"{select},id"
+    user_filter = query.get("$filter")
+    bounds = find_bounds(fetch, count, user_filter)
+    if bounds is None:
+        return
+    ranges = plan_ranges(*bounds, page_size)
+
+    def read(key_range: KeyRange) -> Page:
+        params = dict(query, **{"$orderby": "id", "$top": str(page_size)})
+        params["$filter"] = and_filters(user_filter, key_range.filter())
+        return fetch(params)
+
+    window = 2 * max_concurrency
+    pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="sage200-page")
+    futures: dict[int, Future[Page]] = {}
+    submitted = 0
+    try:
+        for index, key_range in enumerate(ranges):
+            while submitted < len(ranges) and submitted - index < window:
+                futures[submitted] = pool.submit(read, ranges[submitted])
+                submitted += 1
+            page = futures.pop(index).result()
+            while True:
+                if page:
+                    yield page
+                if key_range.exhausted_by(page, page_size):
+                    break
+                # Denser than planned: read the rest of this range now (ahead of queued ranges) to keep id
+                # order; the hook's concurrency limit still bounds the requests in flight.
+                key_range = KeyRange(last_id(page), key_range.end)
+                page = read(key_range)
+    finally:
+        for future in futures.values():
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
