@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint unit demo e2e bench docs clean
+.PHONY: venv browser test lint unit demo e2e bench docs screenshots clean
 
 venv: $(STAMP)
 
@@ -14,11 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]"
 	touch $(STAMP)
 
+# Debian's Chromium for the browser tests (needs root and apt); without it they are skipped, saying why.
+browser:
+	@test -x /usr/bin/chromium || apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
+		|| echo "chromium could not be installed: the browser tests will be skipped"
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint browser
 	$(BIN)/pytest
 
 e2e: venv
@@ -26,6 +32,10 @@ e2e: venv
 
 docs: venv
 	$(BIN)/mkdocs build --strict --site-dir .site
+
+# Refresh the screenshots in docs/images from the browser tests.
+screenshots: venv browser
+	SAGE200_SCREENSHOT_DIR=docs/images $(BIN)/pytest -m e2e tests/e2e/test_browser.py
 
 demo: venv
 	$(BIN)/python scripts/demo.py

@@ -34,6 +34,10 @@ DEFAULT_EDITION = "professional"
 _SITE_ID = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
 
 
+# Airflow masks extra fields whose names contain "token" or "secret"; a form can save the mask itself.
+REDACTED = "***"
+
+
 def is_loopback_host(host: str | None) -> bool:
     """Return True for ``localhost`` and loopback IP addresses (the only hosts allowed over plain HTTP)."""
     if not host:
@@ -88,6 +92,11 @@ class Sage200ConnectionConfig:
             value = extra.get(name)
             if value is None or (isinstance(value, str) and not value.strip()):
                 return None
+            if value == REDACTED:
+                raise Sage200ConfigError(
+                    f"Connection {conn_id!r} field {name!r} holds Airflow's mask '***' instead of a value (saved "
+                    "from a form that showed it masked); edit the connection and enter the real value."
+                )
             return str(value).strip()
 
         conn_id = conn.conn_id

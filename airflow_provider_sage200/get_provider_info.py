@@ -44,10 +44,11 @@ CONN_FIELDS: dict[str, Any] = {
         "Legacy ocp-apim-subscription-key; no longer required by Sage, sent only when set.",
         format="password",
     ),
+    # No schema default: Airflow's UI masks defaults of fields named like "*token*" and would save "***".
     "refresh_token_lifetime_days": {
         "label": "Refresh token lifetime (days)",
-        "description": "As chosen on the Sage 200 API credential request form (at most 90).",
-        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 90, "default": 90},
+        "description": "As chosen on the Sage 200 API credential request form (at most 90; empty means 90).",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 90},
     },
     "token_variable": _field(
         "Token Variable", "Airflow Variable holding the rotating tokens (default sage200_token__<conn_id>)."

@@ -53,6 +53,7 @@ def test_standard_edition_and_overrides():
         pytest.param(conn(api_url="http://sage.example.com/v1/"), "need https://", id="plain-http-remote"),
         pytest.param(conn(token_url="ftp://id.sage.com/token"), "absolute https:// URL", id="not-http"),
         pytest.param(conn(refresh_token_lifetime_days="120"), "1-90 days", id="lifetime"),
+        pytest.param(conn(token_url="***"), r"'token_url' holds Airflow's mask", id="saved-mask"),
     ],
 )
 def test_bad_connections_fail_with_the_field_named(connection, message):

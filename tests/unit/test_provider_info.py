@@ -33,7 +33,12 @@ def test_connection_form_declares_the_documented_fields():
     assert fields["edition"]["schema"]["enum"] == ["standard", "professional"]
     assert fields["edition"]["schema"]["default"] == "professional"
     assert fields["subscription_key"]["schema"]["format"] == "password"
-    assert fields["refresh_token_lifetime_days"]["schema"]["default"] == 90
+    # Airflow's UI masks defaults of fields whose names contain "token" and would save the mask.
+    from airflow.sdk.log import redact
+
+    for name, field in fields.items():
+        if "default" in field["schema"]:
+            assert redact(str(field["schema"]["default"]), name) != "***", name
 
 
 def test_airflow_discovers_the_provider_and_its_form():

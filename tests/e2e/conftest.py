@@ -1,0 +1,201 @@
+"""A real Airflow deployment for the end-to-end tests: API server, scheduler (LocalExecutor), DAG processor and
+triggerer on SQLite, with the emulator; one per test session, every process stopped by its PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from airflow_provider_sage200.emulator import EmulatorConfig, EmulatorServer
+from airflow_provider_sage200.emulator.server import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+AIRFLOW = [sys.executable, "-m", "airflow"]
+
+
+class Deployment:
+    def __init__(self, home: Path, emulator: EmulatorServer) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dags = home / "dags"
+        self.exports = home / "exports"
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
+        (home / "passwords.json").write_text(json.dumps({"admin": "e2e-password"}))
+        self.env |= {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__FERNET_KEY": "3x3lq8yJ9uQfAZ8d1o4w9nF2m1cT7eH5kL0pR6sV2bY=",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-jwt-secret-e2e-jwt-secret-e2e",
+            "AIRFLOW__API__SECRET_KEY": "e2e-secret-key",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            # Only the runs this test triggers: a scheduled run with the same logical date would collide.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        }
+        self.emulator = emulator
+        self.token: str | None = None
+
+    def airflow(self, *args: str) -> str:
+        return subprocess.run(
+            [*AIRFLOW, *args], env=self.env, check=True, capture_output=True, text=True
+        ).stdout
+
+    def start(self, name: str, *args: str) -> None:
+        log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        self.processes[name] = subprocess.Popen(
+            [*AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def wait_for(self, what: str, check, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except requests.RequestException:
+                pass
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise AssertionError(f"{name} exited:\n{(self.home / f'{name}.log').read_text()[-4000:]}")
+            time.sleep(1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def run_dag(self, dag_id: str, conf: dict | None = None, logical_date: datetime | None = None) -> dict:
+        assert self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}).ok
+        body = {"conf": conf or {}, "logical_date": (logical_date or datetime.now(UTC)).isoformat()}
+        created = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+        assert created.ok, created.text
+        run_id = created.json()["dag_run_id"]
+        state: dict = {}
+
+        def finished() -> bool:
+            state.update(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json())
+            return state["state"] in ("success", "failed")
+
+        self.wait_for(f"{dag_id} to finish", finished, timeout=300)
+        tasks = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()
+        state["tasks"] = {t["task_id"]: t["state"] for t in tasks["task_instances"]}
+        return state
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory):
+    home = tmp_path_factory.mktemp("e2e-airflow")
+    emulator = EmulatorServer(EmulatorConfig(sop_orders=5_000, customers=200), port=0).start()
+    deployment = Deployment(home, emulator)
+    try:
+        deployment.dags.mkdir()
+        for source in [*(REPO / "example_dags").glob("*.py"), Path(__file__).with_name("e2e_dags.py")]:
+            shutil.copy(source, deployment.dags)
+        deployment.airflow("db", "migrate")
+        site = emulator.client.sites()[0]
+        conn = {
+            "conn_type": "sage200",
+            "login": "emulator-client",
+            "password": "emulator-secret",
+            "extra": {
+                "api_url": emulator.api_url(),
+                "auth_url": emulator.auth_url,
+                "token_url": emulator.token_url,
+                "site_id": site["site_id"],
+                "company_id": site["company_id"],
+            },
+        }
+        deployment.airflow("connections", "add", "sage200_default", "--conn-json", json.dumps(conn))
+        deployment.airflow("pools", "set", "sage200_token", "1", "Sage 200 token refresh")
+        deployment.airflow("variables", "set", "sage200_export_base_uri", str(deployment.exports))
+        consent_with_the_cli(deployment)
+        for name, args in {
+            "api-server": ("api-server", "--port", str(deployment.port)),
+            "scheduler": ("scheduler",),
+            "dag-processor": ("dag-processor",),
+            "triggerer": ("triggerer",),
+        }.items():
+            deployment.start(name, *args)
+        deployment.wait_for(
+            "the API server", lambda: requests.get(f"{deployment.url}/api/v2/monitor/health").ok
+        )
+        login = requests.post(
+            f"{deployment.url}/auth/token", json={"username": "admin", "password": "e2e-password"}, timeout=30
+        )
+        assert login.ok, login.text
+        deployment.token = login.json()["access_token"]
+        deployment.wait_for(
+            "the DAGs to be parsed",
+            lambda: all(
+                deployment.api("GET", f"/api/v2/dags/{d}").ok
+                for d in ("sage200_export_sales_orders", "sage200_token_maintenance", "e2e_deferrable_sensor")
+            ),
+        )
+        yield deployment
+    finally:
+        deployment.stop()
+        emulator.stop()
+
+
+def consent_with_the_cli(deployment: Deployment) -> None:
+    """`sage200 auth login`, with this test playing the person's browser."""
+    login = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_sage200.cli.main",
+            "auth",
+            "login",
+            "--no-browser",
+            "--timeout",
+            "60",
+        ],
+        env=deployment.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    url = None
+    for line in login.stdout:
+        if line.strip().startswith("http"):
+            url = line.strip()
+        if line.startswith("Waiting"):
+            break
+    redirect = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+    assert parse_qs(urlsplit(redirect).query)["state"]
+    requests.get(redirect, timeout=10)
+    login.communicate(timeout=60)
+    assert login.returncode == 0
