@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv browser test lint unit demo e2e bench docs screenshots clean
+.PHONY: venv browser test lint unit demo e2e soak bench docs screenshots clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ test: lint browser
 
 e2e: venv
 	$(BIN)/pytest -m e2e
+
+# The long soak: 16 workers on a 5-second token for 10 minutes (make test runs it for 75 s).
+soak: venv
+	SAGE200_SOAK_SECONDS=600 $(BIN)/pytest -s tests/e2e/test_soak.py
 
 docs: venv
 	$(BIN)/mkdocs build --strict --site-dir .site

@@ -39,7 +39,7 @@ class Deployment:
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__PARALLELISM": "20",
             "AIRFLOW__CORE__FERNET_KEY": "3x3lq8yJ9uQfAZ8d1o4w9nF2m1cT7eH5kL0pR6sV2bY=",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
@@ -54,6 +54,11 @@ class Deployment:
             # Only the runs this test triggers: a scheduled run with the same logical date would collide.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            # Lease timings scaled for the soak's 5-second access tokens (the defaults suit Sage's real lifetime).
+            "AIRFLOW__SAGE200__CLAIM_WRITE_LIMIT_SECONDS": "1.0",
+            "AIRFLOW__SAGE200__CLAIM_SETTLE_SECONDS": "1.2",
+            "AIRFLOW__SAGE200__LEASE_POLL_SECONDS": "0.2",
+            "AIRFLOW__SAGE200__REFRESH_LEASE_SECONDS": "30",
         }
         self.emulator = emulator
         self.token: str | None = None
@@ -80,6 +85,16 @@ class Deployment:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
 
+    def sage200(self, *args: str) -> str:
+        """Run the ``sage200`` command against this deployment's metastore."""
+        return subprocess.run(
+            [sys.executable, "-m", "airflow_provider_sage200.cli.main", *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         return requests.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
@@ -98,7 +113,13 @@ class Deployment:
             time.sleep(1)
         raise AssertionError(f"timed out waiting for {what}")
 
-    def run_dag(self, dag_id: str, conf: dict | None = None, logical_date: datetime | None = None) -> dict:
+    def run_dag(
+        self,
+        dag_id: str,
+        conf: dict | None = None,
+        logical_date: datetime | None = None,
+        timeout: float = 300,
+    ) -> dict:
         assert self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}).ok
         body = {"conf": conf or {}, "logical_date": (logical_date or datetime.now(UTC)).isoformat()}
         created = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
@@ -110,9 +131,12 @@ class Deployment:
             state.update(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json())
             return state["state"] in ("success", "failed")
 
-        self.wait_for(f"{dag_id} to finish", finished, timeout=300)
+        self.wait_for(f"{dag_id} to finish", finished, timeout=timeout)
         tasks = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()
         state["tasks"] = {t["task_id"]: t["state"] for t in tasks["task_instances"]}
+        state["task_instances"] = [
+            (t["task_id"], t["map_index"], t["state"]) for t in tasks["task_instances"]
+        ]
         return state
 
 
