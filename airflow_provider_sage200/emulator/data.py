@@ -162,6 +162,29 @@ class Dataset:
                 yield self._generate(resource, record_id)
             record_id += 1
 
+    def scan_descending(
+        self, resource: str, id_lo: float, id_hi: float, base_lo: float, base_hi: float, chunk: int = 1000
+    ) -> Iterator[Record]:
+        """As :meth:`scan`, highest id first, generating one chunk of ids at a time."""
+        overridden = self.override_ids[resource]
+        hi = math.floor(min(id_hi, max(self.sizes[resource], overridden[-1] if overridden else 0)))
+        bottom = max(1, math.ceil(max(id_lo, 1)))
+        while hi >= bottom:
+            lo = max(bottom, hi - chunk + 1)
+            yield from reversed(list(self.scan(resource, lo, hi, base_lo, base_hi)))
+            hi = lo - 1
+
+    def skip_ahead(self, resource: str, skip: int) -> tuple[float, int]:
+        """For an unfiltered read in id order: the id to start from and what is left of ``skip``.
+
+        With no deletions every id from 1 to the generated size exists (overrides replace, never add, below
+        it), so skipping ``k`` of them means starting at ``k + 1``.
+        """
+        if self.deleted[resource]:
+            return float("-inf"), skip
+        jump = min(skip, self.sizes[resource])
+        return jump + 1, skip - jump
+
     def put(self, resource: str, record: Record) -> None:
         record_id = record["id"]
         if record_id not in self.overrides[resource]:

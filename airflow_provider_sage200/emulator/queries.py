@@ -115,8 +115,12 @@ def run_collection(resource: str, dataset: Dataset, params: dict[str, str], max_
             if top_over_max != "clamp":
                 raise ODataError(f"$top must not exceed {max_top}; got {top}")
             top = max_top
-    matches = (r for r in dataset.scan(resource, id_lo, id_hi, base_lo, base_hi) if predicate(r))
-    if order_field == "id" and not descending:
+    if order_field == "id":
+        if not descending and skip and not params.get("$filter"):
+            # Unfiltered ids are dense, so an offset is an id: no need to generate the skipped records.
+            id_lo, skip = dataset.skip_ahead(resource, skip)
+        scan = dataset.scan_descending if descending else dataset.scan
+        matches = (r for r in scan(resource, id_lo, id_hi, base_lo, base_hi) if predicate(r))
         page: list[Record] = []
         for record in matches:
             if skip:
@@ -126,6 +130,7 @@ def run_collection(resource: str, dataset: Dataset, params: dict[str, str], max_
                 break
             page.append(record)
     else:
+        matches = (r for r in dataset.scan(resource, id_lo, id_hi, base_lo, base_hi) if predicate(r))
         key = schema[order_field]
 
         def sort_key(record: Record) -> Any:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from airflow_provider_sage200.emulator import EmulatorConfig, make_app
 from airflow_provider_sage200.emulator.config import SITE_A, SITE_B
+from airflow_provider_sage200.emulator.data import Dataset
 
 REDIRECT = "http://127.0.0.1:8765/callback"
 API = "/uk/sage200extra/accounts/v1"
@@ -275,3 +276,37 @@ def test_unmodified_records_are_deterministic_and_lazy():
     assert a._generate.cache_info().currsize <= 502  # only what was touched was generated
     stamps = [r["date_time_updated"] for r in page]
     assert stamps == sorted(stamps)
+
+
+def _orders(n: int) -> Dataset:
+    return Dataset(7, 1, {"sop_orders": n, "customers": 10, "products": 10, "warehouses": 1}, 1.8e9, 30)
+
+
+def _page(dataset: Dataset, query: dict[str, str]) -> list[int]:
+    from airflow_provider_sage200.emulator.queries import run_collection
+
+    return [
+        r["id"] for r in run_collection("sop_orders", dataset, {"$select": "id", **query}, 5000, 500, "error")
+    ]
+
+
+def test_offset_and_descending_fast_paths_agree_with_a_full_scan():
+    dataset = _orders(3000)
+    dataset.put("sop_orders", dict(dataset.get("sop_orders", 10), customer_document_no="X"))  # an update
+    new_id = dataset.new_id("sop_orders")
+    dataset.put("sop_orders", dict(dataset.get("sop_orders", 11), id=new_id))  # a created record
+    every = [
+        r["id"] for r in dataset.scan("sop_orders", float("-inf"), float("inf"), float("-inf"), float("inf"))
+    ]
+    assert _page(dataset, {"$orderby": "id", "$skip": "2990", "$top": "50"}) == every[2990:3040]
+    assert _page(dataset, {"$orderby": "id desc", "$top": "3"}) == sorted(every, reverse=True)[:3]
+    dataset.delete("sop_orders", 5)
+    every.remove(5)
+    assert _page(dataset, {"$orderby": "id", "$skip": "4", "$top": "3"}) == every[4:7]
+
+
+def test_bounds_of_a_million_orders_are_found_without_generating_them():
+    dataset = _orders(1_000_000)
+    assert _page(dataset, {"$orderby": "id desc", "$top": "1"}) == [1_000_000]
+    assert _page(dataset, {"$orderby": "id", "$skip": "999000", "$top": "2"}) == [999_001, 999_002]
+    assert dataset._generate.cache_info().currsize < 2_000
