@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DLT_PYTHON := benchmarks/.venv-dlt/bin/python
+# Some machines set PYTHONDONTWRITEBYTECODE; every Airflow subprocess would then recompile Airflow from source.
+unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv browser test lint unit demo e2e soak bench docs screenshots clean
+.PHONY: venv browser test lint unit demo e2e soak bench docs screenshots audit clean
 
 venv: $(STAMP)
 
@@ -30,6 +33,15 @@ test: lint browser
 e2e: venv
 	$(BIN)/pytest -m e2e
 
+# Export benchmark against HttpOperator and dlt (dlt in its own environment); writes docs/performance.md.
+# Not part of `make test`. Options: make bench BENCH_ARGS='--quick' (smoke run), see benchmarks/README.md.
+bench: venv $(DLT_PYTHON)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+$(DLT_PYTHON):
+	$(PYTHON) -m venv benchmarks/.venv-dlt
+	$(DLT_PYTHON) -m pip install --quiet "dlt[filesystem]==1.31.0"
+
 # The long soak: 16 workers on a 5-second token for 10 minutes (make test runs it for 75 s).
 soak: venv
 	SAGE200_SOAK_SECONDS=600 $(BIN)/pytest -s tests/e2e/test_soak.py
@@ -44,5 +56,9 @@ screenshots: venv browser
 demo: venv
 	$(BIN)/python scripts/demo.py
 
+# Known vulnerabilities in the installed dependencies (needs PyPI's JSON API; not part of `make test`).
+audit: venv
+	scripts/audit.sh
+
 clean:
-	rm -rf $(VENV) .demo .site .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .site .pytest_cache .ruff_cache benchmarks/.venv-dlt benchmarks/results

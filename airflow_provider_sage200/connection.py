@@ -34,6 +34,8 @@ DEFAULT_EDITION = "professional"
 _SITE_ID = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
 
 
+DEFAULT_CONN_ID = "sage200_default"
+
 # Airflow masks extra fields whose names contain "token" or "secret"; a form can save the mask itself.
 REDACTED = "***"
 

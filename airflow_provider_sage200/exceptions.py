@@ -43,6 +43,7 @@ class Sage200ApiError(Sage200Error):
     :param endpoint: endpoint path relative to the API base URL (no query string, so no secrets).
     :param status_code: HTTP status, or ``None`` when no response arrived.
     :param body: the response body (truncated), never request headers.
+    :param hint: what to check in the connection or the call, appended to the message.
     """
 
     def __init__(
@@ -53,14 +54,19 @@ class Sage200ApiError(Sage200Error):
         endpoint: str,
         status_code: int | None = None,
         body: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.message = message
         self.method = method
         self.endpoint = endpoint
         self.status_code = status_code
         self.body = body
+        self.hint = hint
         status = f"HTTP {status_code}" if status_code is not None else "no response"
-        super().__init__(f"Sage 200 {method} {endpoint} failed ({status}): {message}")
+        text = f"Sage 200 {method} {endpoint} failed ({status}): {message}"
+        if hint:
+            text += f"{'' if text.endswith('.') else '.'} {hint}."
+        super().__init__(text)
 
 
 class Sage200ClientError(Sage200ApiError):

@@ -122,7 +122,7 @@ def get_provider_info() -> dict[str, Any]:
                     ),
                     "connect_timeout_seconds": _option("HTTP connect timeout.", "10"),
                     "read_timeout_seconds": _option("HTTP read timeout.", "60"),
-                    "max_attempts": _option("Attempts per request, the first included.", "6", "integer"),
+                    "max_attempts": _option("Attempts per request, the first included.", "10", "integer"),
                     "max_retry_seconds": _option("No retry starts after this many seconds.", "300"),
                     "backoff_base_seconds": _option(
                         "First retry backoff ceiling; doubles per attempt.", "0.5"

@@ -54,7 +54,7 @@ def field_name(name: str) -> str:
 
 
 def format_datetime(value: datetime) -> str:
-    """UTC with the ``Z`` suffix, milliseconds only when present."""
+    """UTC with the ``Z`` suffix; milliseconds when present, microseconds when finer (never rounded away)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise Sage200ConfigError(
             f"datetime {value.isoformat()} has no time zone; Sage 200 filters need UTC. Pass an aware datetime, "
@@ -62,7 +62,10 @@ def format_datetime(value: datetime) -> str:
         )
     value = value.astimezone(UTC)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
+    if value.microsecond % 1000:
+        # Cutting to milliseconds would change the meaning: ge/lt/eq would take in records the caller excluded.
+        text += f".{value.microsecond:06d}"
+    elif value.microsecond:
         text += f".{value.microsecond // 1000:03d}"
     return text + "Z"
 

@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import requests
+from typing import TYPE_CHECKING
 
 from airflow_provider_sage200.exceptions import Sage200ClientError, Sage200ConfigError
 from airflow_provider_sage200.query import Page, and_filters, last_id
+
+if TYPE_CHECKING:
+    import requests
 
 MAX_CONCURRENCY = 16
 DEFAULT_MAX_CONCURRENCY = 4
@@ -95,10 +97,12 @@ class AdaptiveConcurrency:
 
     def call(self, send: Callable[[], requests.Response]) -> requests.Response:
         """Run one request in a slot and learn from its outcome."""
+        from requests.exceptions import ReadTimeout
+
         with self.slot():
             try:
                 response = send()
-            except requests.exceptions.ReadTimeout:
+            except ReadTimeout:
                 self.throttled()
                 raise
         if response.status_code in (429, 503):

@@ -28,7 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+import msgspec
 import requests
 from requests.exceptions import ChunkedEncodingError, ConnectTimeout, ContentDecodingError
 from urllib3.exceptions import NewConnectionError
@@ -43,6 +45,7 @@ from airflow_provider_sage200.exceptions import (
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+TOKEN_ENDPOINT = "oauth/token"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -51,7 +54,9 @@ class RetryPolicy:
     """Bounds and pacing of retries.
 
     :param max_attempts: attempts in total, the first included.
-    :param backoff_base: first backoff ceiling in seconds; doubles per attempt ("full jitter").
+    :param backoff_base: first backoff in seconds; doubles per attempt, with "equal jitter" (half fixed, half
+        random), so the waits add up to at least half the ceilings: the defaults wait >= 60 s over 10 attempts,
+        enough to ride out a Professional tunnel restarting (about 30 s of 503s).
     :param backoff_max: largest backoff ceiling.
     :param max_elapsed: no new attempt starts after this many seconds since the first.
     :param retry_after_max: the longest ``Retry-After`` that is honoured; longer waits fail instead.
@@ -59,7 +64,7 @@ class RetryPolicy:
     :param read_timeout: seconds to wait for response bytes.
     """
 
-    max_attempts: int = 6
+    max_attempts: int = 10
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     max_elapsed: float = 300.0
@@ -72,7 +77,8 @@ class RetryPolicy:
         return (self.connect_timeout, self.read_timeout)
 
     def backoff(self, attempt: int) -> float:
-        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -108,6 +114,21 @@ def error_message(response: requests.Response) -> str:
     return json.dumps(body)[:300]
 
 
+def not_json_message(response: requests.Response) -> str:
+    """Explain a successful answer whose body is not the JSON Sage 200 always sends."""
+    content_type = response.headers.get("Content-Type")
+    if response.text.lstrip()[:1] == "<":
+        return (
+            f"the response is an HTML page (Content-Type {content_type!r}), not JSON: the connection's api_url "
+            "points at a web page or a sign-in proxy rather than the Sage 200 API (Professional: the Microsoft "
+            "Entra application proxy must pass API calls through without pre-authentication)"
+        )
+    return (
+        f"the response is not valid JSON (Content-Type {content_type!r}, {len(response.content)} bytes): the "
+        "body was cut short or is not from the Sage 200 API"
+    )
+
+
 def raise_for_response(response: requests.Response, *, method: str, endpoint: str) -> requests.Response:
     """Return ``response`` when it succeeded, else raise the matching :class:`Sage200ApiError`."""
     if response.ok:
@@ -115,12 +136,33 @@ def raise_for_response(response: requests.Response, *, method: str, endpoint: st
     status = response.status_code
     kwargs = {"method": method, "endpoint": endpoint, "status_code": status, "body": response.text[:2000]}
     message = error_message(response)
+    hint = _status_hint(status, endpoint)
+    if hint:
+        kwargs["hint"] = hint
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         raise Sage200RateLimitError(message, retry_after=retry_after, **kwargs)
     if status >= 500:
         raise Sage200ServerError(message, **kwargs)
     raise Sage200ClientError(message, **kwargs)
+
+
+def _status_hint(status: int, endpoint: str) -> str | None:
+    """What to check when Sage 200 (not Sage ID) answers 403 or 404."""
+    if endpoint == TOKEN_ENDPOINT:
+        return None
+    if status == 403:
+        return (
+            "Check the connection's site_id and company_id: `sage200 sites` lists the site/company pairs this "
+            "Sage ID user can reach"
+        )
+    if status == 404 and not endpoint.rsplit("/", 1)[-1].isdigit():
+        return (
+            "Check the endpoint name, and the connection's edition: Sage 200 Standard is 'standard' "
+            "(/uk/sage200/), Professional is 'professional' (/uk/sage200extra/); the wrong edition answers 404 "
+            "everywhere"
+        )
+    return None
 
 
 def was_not_sent(exc: BaseException) -> bool:
@@ -167,7 +209,7 @@ def send_with_retries(
         except requests.RequestException as exc:
             not_sent = was_not_sent(exc)
             error = Sage200ServerError(
-                _transport_message(exc, idempotent or not_sent), method=method, endpoint=endpoint
+                _transport_message(exc, idempotent or not_sent, endpoint), method=method, endpoint=endpoint
             )
             retryable = idempotent or not_sent
             wait = None
@@ -197,13 +239,40 @@ def send_with_retries(
         sleep(delay)
 
 
-def _transport_message(exc: requests.RequestException, safe_to_retry: bool) -> str:
+class TruncatedBody(ContentDecodingError):
+    """A complete response whose JSON is cut short: retried like a broken connection, for reads only."""
+
+
+def read_json(response: requests.Response) -> Any:
+    """Decode a successful response's JSON once; a cut-short body raises :class:`TruncatedBody`.
+
+    HTML (a gateway or sign-in page) and empty bodies are left to the caller: retrying cannot fix them.
+    """
+    if not response.ok or not response.content or response.content.lstrip()[:1] == b"<":
+        return None
+    try:
+        return msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
+        raise TruncatedBody(not_json_message(response), response=response) from None
+
+
+def _transport_message(exc: requests.RequestException, safe_to_retry: bool, endpoint: str = "") -> str:
     kind = {
         requests.exceptions.ConnectTimeout: "connection timed out",
         requests.exceptions.ReadTimeout: "no response within the read timeout",
         ChunkedEncodingError: "the connection broke while reading the response",
         ContentDecodingError: "the response body could not be decoded",
     }.get(type(exc), "connection failed")
+    if isinstance(exc, TruncatedBody):
+        kind = str(exc)
+    if was_not_sent(exc):
+        # Name the host (never the path or query) and the connection field that chose it.
+        url = getattr(exc.request, "url", None) or ""
+        parts = urlsplit(url)
+        if parts.scheme and parts.hostname:
+            origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            field = "token_url" if endpoint == TOKEN_ENDPOINT else "api_url"
+            kind += f" to {origin}; check the connection's {field} and that this worker can reach that host"
     if safe_to_retry:
         return kind
     return f"{kind}; the server may or may not have processed this write, so it was not repeated"

@@ -33,6 +33,7 @@ os.environ.update(
         "AIRFLOW__SAGE200__LEASE_POLL_SECONDS": "0.1",
         "AIRFLOW__SAGE200__REFRESH_LEASE_SECONDS": "30",
         "AIRFLOW__SAGE200__BACKOFF_BASE_SECONDS": "0.05",
+        "AIRFLOW__SAGE200__MAX_ATTEMPTS": "6",
     }
 )
 for _name in [n for n in os.environ if n.startswith("AIRFLOW_CONN_") or n.startswith("AIRFLOW_VAR_")]:

@@ -83,15 +83,19 @@ def wait_for_callback(redirect_uri: str, expected_state: str, timeout: float) ->
 
     server = HTTPServer(("127.0.0.1", parts.port), Handler)
     server.timeout = 0.5
+    thread = threading.Thread(target=lambda: _serve_until(server, done), daemon=True)
     try:
-        thread = threading.Thread(target=lambda: _serve_until(server, done), daemon=True)
         thread.start()
         if not done.wait(timeout):
             raise Sage200AuthError(
-                f"No redirect from Sage ID arrived on {redirect_uri} within {timeout:.0f}s."
+                f"No redirect from Sage ID arrived on {redirect_uri} within {timeout:.0f}s; nothing was stored. "
+                "Run the command again and finish the consent in the browser sooner, give a longer --timeout, "
+                "or use --paste when the browser runs on another machine."
             )
-        thread.join(2)
     finally:
+        # Stop the serving thread before closing its socket (closing first crashes it mid-select).
+        done.set()
+        thread.join(2)
         server.server_close()
     return result
 

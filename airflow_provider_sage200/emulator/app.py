@@ -175,6 +175,12 @@ def make_app(config: EmulatorConfig | None = None) -> Any:
     async def api(edition: str, path: str, request: Request) -> Response:
         if edition not in EDITIONS:
             raise ApiError(404, f"No API found under /uk/{edition}/ (use sage200 or sage200extra)")
+        tenant = state.config.tenant_edition
+        if tenant is not None and edition != {"standard": "sage200", "professional": "sage200extra"}.get(
+            tenant
+        ):
+            # The gateway has no such API for this tenant: Azure API Management's stock 404 body.
+            return JSONResponse({"statusCode": 404, "message": "Resource not found"}, status_code=404)
         authenticate(request)
         segments = [s for s in path.strip("/").split("/") if s]
         params = dict(request.query_params)
@@ -189,6 +195,8 @@ def make_app(config: EmulatorConfig | None = None) -> Any:
             raise ApiError(401, "Access denied due to missing or invalid subscription key.")
         match = _BEARER.match(request.headers.get("authorization", ""))
         if not match or not state.identity.access_valid(match.group(1), state.now()):
+            raise ApiError(401, "Authorization has been denied for this request.")
+        if not state.config.user_api_enabled:
             raise ApiError(401, "Authorization has been denied for this request.")
 
     def site_dataset(request: Request):

@@ -55,6 +55,12 @@ class EmulatorConfig:
     default_top: int = 500
     top_over_max: str = "error"
     header_check: str = "strict"
+    # The tenant's edition ("standard" or "professional"): calls under the other edition's path answer 404, as
+    # on a real tenant. None serves both paths.
+    tenant_edition: str | None = None
+    # False: the Sage ID user is not enabled for API access in Sage 200 (Standard enables users one by one), so
+    # every API call answers 401 even with a valid, freshly refreshed token.
+    user_api_enabled: bool = True
     sites: list[dict[str, Any]] = field(default_factory=_default_sites)
     user_sites: list[int] | None = None
 

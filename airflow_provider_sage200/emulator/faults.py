@@ -88,6 +88,14 @@ class FaultMiddleware:
         elif action == "html":
             page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
             await _raw(send, 502, page, b"text/html")
+        elif action == "signin":
+            # A Microsoft Entra application proxy with pre-authentication on answers API calls with its
+            # sign-in page, status 200 (Sage 200 Professional's Native API tunnel, misconfigured).
+            page = (
+                b"<!DOCTYPE html><html><head><title>Sign in to your account</title></head>"
+                b'<body><form action="https://login.microsoftonline.com/"></form></body></html>'
+            )
+            await _raw(send, 200, page, b"text/html; charset=utf-8")
         elif action == "truncate":
             await _raw(send, 200, b'[{"id": 1, "document_no": "00000', b"application/json")
         elif action == "drop":

@@ -266,14 +266,16 @@ def compile_filter(
         if node.op not in ("eq", "ne"):
             raise ODataError(f"$filter: null can only be compared with eq or ne ({node.field})")
         return lambda r: compare(r.get(name), None)
+    # OData: a null value is not equal to any value, so `ne` holds and every other comparison fails.
+    on_null = node.op == "ne"
     if kind == DATETIME:
-        return lambda r: r.get(name) is not None and compare(to_timestamp(r[name]), value)
+        return lambda r: on_null if r.get(name) is None else compare(to_timestamp(r[name]), value)
     if kind == DATE:
-        return lambda r: r.get(name) is not None and compare(date.fromisoformat(r[name][:10]), value)
+        return lambda r: on_null if r.get(name) is None else compare(date.fromisoformat(r[name][:10]), value)
     if kind == ENUM:
         return lambda r: compare(r.get(name), value)
     if kind == STR:
-        return lambda r: r.get(name) is not None and compare(str(r[name]).lower(), value)
+        return lambda r: on_null if r.get(name) is None else compare(str(r[name]).lower(), value)
     return lambda r: compare(r.get(name), value)
 
 

@@ -19,7 +19,7 @@ from airflow.sdk import BaseHook, conf
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_sage200 import __version__
-from airflow_provider_sage200.connection import Sage200ConnectionConfig
+from airflow_provider_sage200.connection import DEFAULT_CONN_ID, Sage200ConnectionConfig
 from airflow_provider_sage200.exceptions import (
     Sage200ApiError,
     Sage200AuthError,
@@ -44,7 +44,7 @@ from airflow_provider_sage200.query import (
 from airflow_provider_sage200.refresh import RefreshCoordinator, RefreshTiming, lease_variable_key
 from airflow_provider_sage200.token import TokenStatus, access_seconds_left
 from airflow_provider_sage200.token_store import VariableTokenStore
-from airflow_provider_sage200.transport import RetryPolicy, send_with_retries
+from airflow_provider_sage200.transport import RetryPolicy, not_json_message, read_json, send_with_retries
 
 Token = dict[str, Any]
 
@@ -67,7 +67,7 @@ class Sage200Hook(BaseHook):
     """
 
     conn_name_attr = "sage200_conn_id"
-    default_conn_name = "sage200_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "sage200"
     hook_name = "Sage 200"
 
@@ -93,7 +93,7 @@ class Sage200Hook(BaseHook):
         self.retry_policy = retry_policy or RetryPolicy(
             connect_timeout=_config_float("connect_timeout_seconds", 10),
             read_timeout=_config_float("read_timeout_seconds", 60),
-            max_attempts=int(_config_float("max_attempts", 6)),
+            max_attempts=int(_config_float("max_attempts", 10)),
             max_elapsed=_config_float("max_retry_seconds", 300),
             backoff_base=_config_float("backoff_base_seconds", 0.5),
         )
@@ -281,7 +281,7 @@ class Sage200Hook(BaseHook):
 
         def send_once(access_token: str) -> requests.Response:
             def send() -> requests.Response:
-                return session.request(
+                response = session.request(
                     method,
                     url,
                     params=query,
@@ -289,6 +289,10 @@ class Sage200Hook(BaseHook):
                     headers={**headers, "Authorization": f"Bearer {access_token}"},
                     timeout=timeout,
                 )
+                if method == "GET":
+                    # Decoded inside the retry loop, so a body cut short is read again, never half-used.
+                    response.sage200_json = read_json(response)  # type: ignore[attr-defined]
+                return response
 
             if limiter is not None:
                 return send_with_retries(
@@ -420,11 +424,14 @@ class Sage200Hook(BaseHook):
     def _json(response: requests.Response, method: str, endpoint: str) -> Any:
         if not response.content:
             return None
+        decoded = getattr(response, "sage200_json", None)
+        if decoded is not None:
+            return decoded
         try:
             return msgspec.json.decode(response.content)
         except ValueError:
             raise Sage200ServerError(
-                f"the response is not JSON (Content-Type {response.headers.get('Content-Type')!r})",
+                not_json_message(response),
                 method=method,
                 endpoint=endpoint,
                 status_code=response.status_code,

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_sage200.connection import DEFAULT_CONN_ID
 from airflow_provider_sage200.exceptions import Sage200ConfigError
-from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 from airflow_provider_sage200.parallel import DEFAULT_MAX_CONCURRENCY, validate_max_concurrency
 from airflow_provider_sage200.query import (
     DEFAULT_PAGE_SIZE,
@@ -24,7 +24,16 @@ from airflow_provider_sage200.query import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
 DEFAULT_XCOM_RECORD_LIMIT = 10_000
+
+
+def _hook(conn_id: str) -> Sage200Hook:
+    # Imported when a task runs, not when a DAG file is parsed: the hook pulls in requests and oauthlib.
+    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
+    return Sage200Hook(conn_id)
 
 
 def interval_filter(field: str, start: datetime, end: datetime) -> str:
@@ -68,7 +77,7 @@ class Sage200GetOperator(BaseOperator):
         *,
         endpoint: str,
         query: Mapping[str, Any] | None = None,
-        sage200_conn_id: str = Sage200Hook.default_conn_name,
+        sage200_conn_id: str = DEFAULT_CONN_ID,
         output_uri: str | None = None,
         output_format: str = "jsonl",
         incremental_field: str | None = None,
@@ -98,7 +107,7 @@ class Sage200GetOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> Sage200Hook:
-        return Sage200Hook(self.sage200_conn_id)
+        return _hook(self.sage200_conn_id)
 
     def effective_query(self, context: Context) -> dict[str, str]:
         """The user's query, validated, with the data-interval restriction added when incremental."""
@@ -238,7 +247,7 @@ class Sage200Operator(BaseOperator):
         method: str = "POST",
         json: Any = None,
         query: Mapping[str, Any] | None = None,
-        sage200_conn_id: str = Sage200Hook.default_conn_name,
+        sage200_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -255,9 +264,7 @@ class Sage200Operator(BaseOperator):
         validate_query(self.query)
         if self.method in ("POST", "PUT") and self.json is None:
             raise Sage200ConfigError(f"{self.method} {self.endpoint} needs a json body.")
-        return Sage200Hook(self.sage200_conn_id).send(
-            self.endpoint, self.method, query=self.query, json=self.json
-        )
+        return _hook(self.sage200_conn_id).send(self.endpoint, self.method, query=self.query, json=self.json)
 
 
 class Sage200RefreshTokenOperator(BaseOperator):
@@ -278,7 +285,7 @@ class Sage200RefreshTokenOperator(BaseOperator):
         *,
         min_remaining: timedelta = timedelta(minutes=30),
         force: bool = False,
-        sage200_conn_id: str = Sage200Hook.default_conn_name,
+        sage200_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -287,7 +294,7 @@ class Sage200RefreshTokenOperator(BaseOperator):
         self.sage200_conn_id = sage200_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = Sage200Hook(self.sage200_conn_id)
+        hook = _hook(self.sage200_conn_id)
         before = hook.token_status()
         status = hook.refresh(force=self.force, min_remaining=self.min_remaining.total_seconds())
         refreshed = status.generation != before.generation

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_provider_sage200.connection import DEFAULT_CONN_ID
 from airflow_provider_sage200.exceptions import Sage200AuthError
-from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 from airflow_provider_sage200.token_health import TokenVerdict, judge
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 
 
 class Sage200TokenSensor(BaseSensorOperator):
@@ -44,7 +46,7 @@ class Sage200TokenSensor(BaseSensorOperator):
         min_refresh_token_ttl: timedelta = timedelta(days=10),
         allow_refresh: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        sage200_conn_id: str = Sage200Hook.default_conn_name,
+        sage200_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -56,6 +58,8 @@ class Sage200TokenSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> Sage200Hook:
+        from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
         return Sage200Hook(self.sage200_conn_id)
 
     def _verdict(self) -> TokenVerdict:

@@ -108,3 +108,15 @@ with DAG("t_refresh", schedule=None, start_date=START, catchup=False):
     under_1m = Sage200RefreshTokenOperator(task_id="if_under_1m", min_remaining=timedelta(minutes=1))
     under_2h = Sage200RefreshTokenOperator(task_id="if_under_2h", min_remaining=timedelta(hours=2))
     under_1m >> under_2h
+
+
+with DAG(
+    "t_export_jsonl", schedule=None, start_date=START, catchup=False, render_template_as_native_obj=True
+):
+    Sage200GetOperator(
+        task_id="export",
+        endpoint="sop_orders",
+        query={"$select": "id"},
+        output_uri="{{ dag_run.conf['output_dir'] }}/orders.jsonl",
+        page_size=50,  # many requests, so every kind of injected fault occurs
+    )
