@@ -21,6 +21,13 @@ from airflow_provider_sage200.emulator import EmulatorConfig, EmulatorServer
 from airflow_provider_sage200.emulator.server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items):
+    # The secret scan reads what every other end-to-end test logged, so it runs last (a stable sort).
+    items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)
+
+
 AIRFLOW = [sys.executable, "-m", "airflow"]
 
 

@@ -1,4 +1,4 @@
-"""Secrets never reach task logs, XCom or the metastore in clear text."""
+"""Secrets never reach task logs, XCom, rendered template fields or the metastore in clear text."""
 
 from __future__ import annotations
 
@@ -26,9 +26,20 @@ def test_tokens_and_client_secret_stay_out_of_logs_and_xcom(emulator, capfd, cap
     out, err = capfd.readouterr()  # dag.test() runs tasks in this process and logs to its stdout/stderr
     assert "call_api" in out + err + caplog.text, "no task output was captured to scan"
     files = "".join(p.read_text(errors="replace") for p in (_HOME / "logs").rglob("*") if p.is_file())
-    text = out + err + caplog.text + files + json.dumps(results, default=str)
+    text = out + err + caplog.text + files + json.dumps(results, default=str) + _rendered_fields()
     leaked = [s for s in secrets if s in text]
     assert leaked == []
+
+
+def _rendered_fields() -> str:
+    """Every task's rendered template fields, as the UI shows them."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(RenderedTaskInstanceFields).all()
+        assert rows, "no rendered fields were stored to scan"
+        return json.dumps([row.rendered_fields for row in rows], default=str)
 
 
 def test_token_variable_is_encrypted_in_the_metastore(emulator):
