@@ -16,9 +16,8 @@ import sys
 import time
 from typing import Any
 
-from airflow.sdk.log import mask_secret
-
 from airflow_provider_sage200.exceptions import Sage200AuthError
+from airflow_provider_sage200.masking import mask
 from airflow_provider_sage200.token import SECRET_FIELDS
 
 _MISSING = object()
@@ -34,7 +33,7 @@ def mask_token(token: dict[str, Any]) -> None:
     for field in SECRET_FIELDS:
         value = token.get(field)
         if isinstance(value, str) and value:
-            mask_secret(value)
+            mask(value)
 
 
 class _SdkVariables:

@@ -118,7 +118,11 @@ def create_app() -> FastAPI:
         error_description: str | None = None,
     ) -> RedirectResponse:
         from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+        from airflow_provider_sage200.masking import mask
 
+        # The API server's access log records the query string after this returns; mask it first.
+        for value in (code, state):
+            mask(value or "")
         try:
             sealed = open_state(state, user.get_id())
         except ValueError as exc:
