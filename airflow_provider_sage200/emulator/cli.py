@@ -21,6 +21,7 @@ _FLAGS = {
     "history_days": (float, "days of history the records span"),
     "data_end": (str, "ISO datetime the data ends at (default: today 00:00 UTC)"),
     "latency_ms": (float, "latency added to every API and token request"),
+    "record_cache": (int, "generated records kept in memory (about 2 KB each)"),
     "client_id": (str, "the registered client id"),
     "client_secret": (str, "the registered client secret"),
     "error_style": (str, "401/400 body style: backend or gateway"),

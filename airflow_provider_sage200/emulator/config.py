@@ -51,6 +51,8 @@ class EmulatorConfig:
     history_days: float = 30.0
     data_end: str | None = None
     latency_ms: float = 0.0
+    # Generated records kept in memory (about 2 KB each); the benchmark keeps its whole dataset to stay fast.
+    record_cache: int = 50_000
     max_top: int = 5000
     default_top: int = 500
     top_over_max: str = "error"

@@ -74,7 +74,8 @@ class EmulatorState:
         }
         companies = {site["company_id"] for site in self.config.sites}
         self.datasets = {
-            c: Dataset(self.config.seed, c, sizes, end, self.config.history_days) for c in sorted(companies)
+            c: Dataset(self.config.seed, c, sizes, end, self.config.history_days, self.config.record_cache)
+            for c in sorted(companies)
         }
         self.clear_faults()
 

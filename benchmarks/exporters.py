@@ -1,0 +1,108 @@
+"""One export per process, so each tool's peak RSS is its own: ``python -m benchmarks.exporters KIND OUT [K]``.
+
+Prints one JSON line: records written, export seconds (imports and set-up excluded), peak RSS in MB. The connection, the
+token Variable's metastore and the emulator come from the environment ``benchmarks.run`` sets up.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PAGE_SIZE = 500
+
+
+def export_with_provider(out: Path, max_concurrency: int | None) -> Callable[[], Any]:
+    from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
+
+    kwargs: dict[str, Any] = {} if max_concurrency is None else {"max_concurrency": max_concurrency}
+    operator = Sage200GetOperator(
+        task_id="bench", endpoint="sop_orders", output_uri=str(out), page_size=PAGE_SIZE, **kwargs
+    )
+    # Set-up, as for the peers: imports, connection and token read before the clock starts.
+    from airflow.sdk import ObjectStoragePath
+
+    import airflow_provider_sage200.outputs  # noqa: F401
+
+    ObjectStoragePath(str(out))
+    operator.hook.get_access_token()
+    return lambda: operator.execute({})
+
+
+def export_with_http_operator(out: Path) -> Callable[[], Any]:
+    """What a user writes without this provider: HttpOperator, a static bearer token and ``$skip`` paging."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from airflow.providers.http.operators.http import HttpOperator
+
+    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
+    hook = Sage200Hook()
+    site_id, company_id = hook.config.require_site()
+    headers = {
+        "Authorization": f"Bearer {hook.get_access_token()}",
+        "X-Site": site_id,
+        "X-Company": str(company_id),
+        "Accept": "application/json",
+    }
+
+    def next_page(response) -> dict | None:
+        page = response.json()
+        if len(page) < PAGE_SIZE:
+            return None
+        skip = int(parse_qs(urlsplit(response.request.url).query).get("$skip", ["0"])[0])
+        return {"data": {"$skip": skip + PAGE_SIZE}}
+
+    def write_jsonl(responses) -> int:
+        with out.open("w") as handle:
+            for response in responses:
+                for record in response.json():
+                    handle.write(json.dumps(record) + "\n")
+        return len(responses)
+
+    operator = HttpOperator(
+        task_id="bench_http",
+        http_conn_id="bench_http",
+        method="GET",
+        endpoint=hook.config.api_url.split("/", 3)[3] + "sop_orders",
+        data={"$orderby": "id", "$top": PAGE_SIZE},
+        headers=headers,
+        pagination_function=next_page,
+        response_filter=write_jsonl,
+    )
+    return lambda: operator.execute({})
+
+
+def main() -> None:
+    kind, out = sys.argv[1], Path(sys.argv[2])
+    if kind == "provider":
+        export = export_with_provider(out, int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    elif kind == "http_operator":
+        export = export_with_http_operator(out)
+    else:
+        raise SystemExit(f"unknown exporter {kind!r}")
+    started, cpu = time.perf_counter(), cpu_seconds()
+    export()
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    with out.open() as handle:
+        records = sum(1 for _ in handle)
+    print(json.dumps({"records": records, "seconds": seconds, "cpu_s": cpu, "peak_rss_mb": peak_rss_mb()}))
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM; ``ru_maxrss`` is the same figure in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+if __name__ == "__main__":
+    main()
