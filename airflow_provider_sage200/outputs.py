@@ -9,27 +9,36 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import uuid
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
 
+import msgspec
+
 from airflow_provider_sage200.exceptions import Sage200ConfigError
+from airflow_provider_sage200.query import Page
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 OUTPUT_FORMATS = ("jsonl", "json", "csv", "parquet")
 
-Page = list[dict[str, Any]]
+# Compact UTF-8 JSON; values JSON has no type for (dates from a user's own code, Decimal) become their str().
+_ENCODER = msgspec.json.Encoder(enc_hook=str)
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value).decode()
 
 
 class RecordWriter:
-    """Writes pages of records to an open binary stream in one format."""
+    """Writes pages of records to an open binary stream in one format.
+
+    Pages hold dicts; the JSON writers also take records left as JSON text (:class:`msgspec.Raw`, from
+    ``Sage200Hook.iter_pages(raw_records=True)``) and copy them through without decoding.
+    """
+
+    accepts_raw = False
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
@@ -42,20 +51,34 @@ class RecordWriter:
 
 
 class JsonLinesWriter(RecordWriter):
+    accepts_raw = True
+
     def write_page(self, page: Page) -> None:
-        self.stream.write("".join(_dumps(r) + "\n" for r in page).encode())
+        lines = _ENCODER.encode_lines(page)
+        if lines.count(b"\n") != len(page) or b"\r" in lines:
+            # Records passed through as the server's JSON text kept its line breaks (whitespace, since JSON
+            # strings escape them): re-encode them compactly, one record per line.
+            lines = _ENCODER.encode_lines([_decode(record) for record in page])
+        self.stream.write(lines)
+
+
+def _decode(record: Any) -> Any:
+    return msgspec.json.decode(record) if isinstance(record, msgspec.Raw) else record
 
 
 class JsonArrayWriter(RecordWriter):
+    accepts_raw = True
+
     def __init__(self, stream: IO[bytes]) -> None:
         super().__init__(stream)
         self.stream.write(b"[")
         self.first = True
 
     def write_page(self, page: Page) -> None:
-        for record in page:
-            self.stream.write((("" if self.first else ",\n") + _dumps(record)).encode())
-            self.first = False
+        if not page:
+            return
+        self.stream.write((b"" if self.first else b",\n") + b",\n".join(_ENCODER.encode(r) for r in page))
+        self.first = False
 
     def close(self) -> None:
         self.stream.write(b"]\n")
@@ -175,6 +198,11 @@ class AtomicExport:
             ) from None
         self._writer = _WRITERS[self.output_format](self._stream)
         return self
+
+    @property
+    def accepts_raw(self) -> bool:
+        """Whether pages may hold records as JSON text (``msgspec.Raw``) instead of dicts."""
+        return _WRITERS[self.output_format].accepts_raw
 
     def write_page(self, page: Page) -> None:
         assert self._writer is not None

@@ -1,8 +1,10 @@
 """Parallel key-range paging: read disjoint ``id`` ranges concurrently and yield the pages in ``id`` order.
 
-The plan: three cheap requests find the lowest and highest ``id`` matching the caller's ``$filter`` and how
-many records match; the id space is cut into ranges expected to hold about one page each; a bounded pool
-reads the ranges by key (``id gt <last> and id lt <end>``). Every record has one ``id`` that never changes, so
+The plan: the first page is read on its own, by key, as sequential paging would (so bad input costs one
+request, and a collection of one page costs nothing more); if it is full, two cheap requests sent together find
+the highest ``id`` matching the caller's ``$filter`` and how many records match; the rest of the id space is
+cut into ranges expected to hold about one page each; a bounded pool reads the ranges by key
+(``id gt <last> and id lt <end>``). Every record has one ``id`` that never changes, so
 it lies in exactly one range: none is skipped or read twice, even while records are updated. The last range
 has no upper end, so records created during the export are picked up as sequential key paging would.
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -136,20 +138,25 @@ def validate_max_concurrency(max_concurrency: int) -> int:
     return max_concurrency
 
 
-def find_bounds(
-    fetch: Fetch, count: Callable[[dict[str, str]], int], user_filter: str | None
-) -> tuple[int, int, int | None] | None:
-    """Lowest id, highest id and number of records matching ``user_filter``; ``None`` when nothing matches."""
+def find_upper_bound(
+    fetch: Fetch, count: Callable[[dict[str, str]], int], user_filter: str | None, pool: Executor
+) -> tuple[int | None, int | None]:
+    """Highest id and number of records matching ``user_filter`` (``None`` for what cannot be told).
+
+    The two requests go out together on ``pool``: planning costs one round trip, not two.
+    """
     base = {"$filter": user_filter} if user_filter else {}
-    first = fetch({**base, "$orderby": "id", "$top": "1", "$select": "id"})
-    if not first:
-        return None
-    last = fetch({**base, "$orderby": "id desc", "$top": "1", "$select": "id"})
-    try:
-        total: int | None = count({**base, "$count": "true"})
-    except Sage200ClientError:
-        total = None
-    return last_id(first), last_id(last), total
+
+    def total() -> int | None:
+        try:
+            return count({**base, "$count": "true"})
+        except Sage200ClientError:
+            return None
+
+    last = pool.submit(fetch, {**base, "$orderby": "id desc", "$top": "1", "$select": "id"})
+    matching = pool.submit(total)
+    page = last.result()
+    return (last_id(page) if page else None), matching.result()
 
 
 def iter_pages_parallel(
@@ -169,18 +176,43 @@ def iter_pages_parallel(
     if select and "id" not in [s.strip() for s in select.split(",")]:
         query["$select"] = f"{select},id"
     user_filter = query.get("$filter")
-    bounds = find_bounds(fetch, count, user_filter)
-    if bounds is None:
-        return
-    ranges = plan_ranges(*bounds, page_size)
+    pool = ThreadPoolExecutor(max_workers=max(max_concurrency, 3), thread_name_prefix="sage200-page")
+    try:
+        yield from _read_ranges(fetch, count, query, user_filter, page_size, max_concurrency, pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
-    def read(key_range: KeyRange) -> Page:
+
+def _read_ranges(
+    fetch: Fetch,
+    count: Callable[[dict[str, str]], int],
+    query: dict[str, str],
+    user_filter: str | None,
+    page_size: int,
+    max_concurrency: int,
+    pool: Executor,
+) -> Iterator[Page]:
+    def read(key_range: KeyRange | None) -> Page:
         params = dict(query, **{"$orderby": "id", "$top": str(page_size)})
-        params["$filter"] = and_filters(user_filter, key_range.filter())
+        if key_range is not None:
+            params["$filter"] = and_filters(user_filter, key_range.filter())
         return fetch(params)
 
+    first = read(None)
+    if first:
+        yield first
+    if len(first) < page_size:
+        return
+    after = last_id(first)
+    high, matching = find_upper_bound(fetch, count, user_filter, pool)
+    if high is None or high <= after:
+        # Nothing beyond the first page when planned; one open-ended read still picks up new records.
+        ranges = [KeyRange(after, None)]
+    else:
+        remaining = None if matching is None else matching - len(first)
+        ranges = plan_ranges(after + 1, high, remaining, page_size)
+
     window = 2 * max_concurrency
-    pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="sage200-page")
     futures: dict[int, Future[Page]] = {}
     submitted = 0
     try:
@@ -201,4 +233,3 @@ def iter_pages_parallel(
     finally:
         for future in futures.values():
             future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)

@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import msgspec
+
 from airflow_provider_sage200.exceptions import Sage200ConfigError
 
 MAX_TOP = 5000
@@ -20,7 +22,8 @@ _SEGMENT = r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+"
 _ENDPOINT = re.compile(rf"^(?:{_SEGMENT})(?:/(?:{_SEGMENT}))*$")
 _ORDERBY = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)(?:\s+(asc|desc))?$", re.IGNORECASE)
 
-Page = list[dict[str, Any]]
+# Records are dicts, or their undecoded JSON text (msgspec.Raw) when a writer passes JSON straight through.
+Page = list[dict[str, Any]] | list[msgspec.Raw]
 
 
 def validate_endpoint(endpoint: str) -> str:
@@ -184,7 +187,10 @@ def iter_pages(
 
 
 def last_id(page: Page) -> int:
-    value = page[-1].get("id")
+    record = page[-1]
+    if isinstance(record, msgspec.Raw):
+        record = msgspec.json.decode(record)
+    value = record.get("id") if isinstance(record, dict) else None
     if not isinstance(value, int):
         raise Sage200ConfigError(
             "Key paging needs a numeric 'id' on every record, and this resource returned none; set "

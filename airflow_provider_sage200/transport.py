@@ -243,14 +243,26 @@ class TruncatedBody(ContentDecodingError):
     """A complete response whose JSON is cut short: retried like a broken connection, for reads only."""
 
 
-def read_json(response: requests.Response) -> Any:
+# A collection page with each record left as its JSON text: validated and split, not built into dicts.
+RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def read_json(response: requests.Response, decoder: msgspec.json.Decoder | None = None) -> Any:
     """Decode a successful response's JSON once; a cut-short body raises :class:`TruncatedBody`.
 
     HTML (a gateway or sign-in page) and empty bodies are left to the caller: retrying cannot fix them.
+
+    :param decoder: a typed decoder (e.g. :data:`RAW_RECORDS`); a body of another shape is decoded as any JSON,
+        for the caller to reject with a message about what it got.
     """
     if not response.ok or not response.content or response.content.lstrip()[:1] == b"<":
         return None
     try:
+        if decoder is not None:
+            try:
+                return decoder.decode(response.content)
+            except msgspec.ValidationError:
+                pass
         return msgspec.json.decode(response.content)
     except msgspec.DecodeError:
         raise TruncatedBody(not_json_message(response), response=response) from None

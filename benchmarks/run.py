@@ -29,7 +29,7 @@ from benchmarks.report import print_summary, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 DLT_PYTHON = REPO / "benchmarks" / ".venv-dlt" / "bin" / "python"
-TOOLS = ("provider_k1", "provider_default", "provider_k8", "http_operator", "dlt")
+TOOLS = ("provider_k1", "provider_default", "provider_k8", "floor_k8", "http_operator", "dlt")
 # max_concurrency passed to Sage200GetOperator; None: not passed at all (the operator's default).
 PROVIDER_K = {"provider_k1": 1, "provider_default": None, "provider_k8": 8}
 API_ROUTE = "GET sop_orders"
@@ -110,6 +110,8 @@ class SizeRun:
             return [sys.executable, "-m", "benchmarks.exporters", "provider", str(out), *args], self.env
         if tool == "http_operator":
             return [sys.executable, "-m", "benchmarks.exporters", "http_operator", str(out)], self.env
+        if tool == "floor_k8":
+            return [sys.executable, "-m", "benchmarks.exporters", "floor", str(out), "8"], self.env
         if tool == "dlt":
             command = [str(DLT_PYTHON), str(REPO / "benchmarks" / "dlt_export.py"), str(out)]
             return command, self.env | self.dlt_env()
@@ -196,7 +198,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=50.0, help="injected per request (default 50)")
     parser.add_argument("--runs", type=int, default=3, help="runs per size below 1,000,000 (default 3)")
     parser.add_argument(
-        "--runs-large", type=int, default=1, help="runs per size of 1,000,000 and more (default 1)"
+        "--runs-large", type=int, default=3, help="runs per size of 1,000,000 and more (default 3)"
     )
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"any of {', '.join(TOOLS)}")
     parser.add_argument(

@@ -9,8 +9,10 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import msgspec
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse as _StarletteJSONResponse
+from fastapi.responses import RedirectResponse, Response
 
 from airflow_provider_sage200.emulator.config import EmulatorConfig
 from airflow_provider_sage200.emulator.data import READ_ONLY, REQUIRED_ON_CREATE, SCHEMAS, iso
@@ -23,6 +25,14 @@ from airflow_provider_sage200.emulator.state import EmulatorState
 EDITIONS = ("sage200", "sage200extra")
 _BEARER = re.compile(r"^Bearer ([A-Za-z0-9._~+/=-]+)$")
 _ID = re.compile(r"^\d+$")
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """JSON encoded by msgspec: ten times faster than ``json.dumps`` on a page of orders, so the emulator is not
+    what a benchmark measures."""
+
+    def render(self, content: Any) -> bytes:
+        return msgspec.json.encode(content)
 
 
 def route_label(method: str, path: str) -> str | None:
@@ -67,7 +77,13 @@ class ApiError(Exception):
 def make_app(config: EmulatorConfig | None = None) -> Any:
     """Build the ASGI app (FastAPI wrapped in the stats and fault middleware) around a fresh state."""
     state = EmulatorState(config or EmulatorConfig())
-    app = FastAPI(title="Sage 200 emulator", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Sage 200 emulator",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        default_response_class=JSONResponse,
+    )
     app.state.emulator = state
 
     def error_body(status: int, message: str) -> dict[str, Any]:

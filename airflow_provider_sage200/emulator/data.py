@@ -14,6 +14,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 
 from airflow_provider_sage200.emulator.odata import BOOL, DATE, DATETIME, ENUM, FLOAT, INT, LIST, STR
@@ -154,6 +155,9 @@ class Dataset:
         overridden = self.override_ids[resource]
         start = bisect.bisect_left(overridden, max(id_lo, 1) if id_lo != float("-inf") else 1)
         extra = [i for i in overridden[start:] if i <= id_hi]
+        if not extra and not self.deleted[resource]:
+            yield from map(self._generate, repeat(resource), range(lo, hi + 1))
+            return
         j = 0
         record_id = lo
         while record_id <= hi or j < len(extra):

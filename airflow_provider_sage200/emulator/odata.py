@@ -14,6 +14,7 @@ Every error is an :class:`ODataError` whose message names the offending part; th
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -342,16 +343,30 @@ def id_bounds(node: Any, field: str = "id") -> tuple[float, float]:
         if isinstance(part, Compare) and part.field == field and part.literal.kind in ("number", "datetime"):
             v = part.literal.value
             if part.op == "gt":
-                lo = max(lo, v + (1 if field == "id" else 1e-6))
+                lo = max(lo, math.floor(v) + 1 if field == "id" else v + 1e-6)
             elif part.op == "ge":
                 lo = max(lo, v)
             elif part.op == "lt":
-                hi = min(hi, v - (1 if field == "id" else 1e-6))
+                hi = min(hi, math.ceil(v) - 1 if field == "id" else v - 1e-6)
             elif part.op == "le":
                 hi = min(hi, v)
             elif part.op == "eq":
                 lo, hi = max(lo, v), min(hi, v)
     return lo, hi
+
+
+def only_bounds(node: Any, field: str = "id") -> bool:
+    """True when the filter is nothing but numeric comparisons of ``field`` joined by ``and``.
+
+    Then :func:`id_bounds` says exactly which records match, so a scan of that range needs no predicate.
+    """
+    return all(
+        isinstance(part, Compare)
+        and part.field == field
+        and part.op in ("gt", "ge", "lt", "le", "eq")
+        and part.literal.kind == "number"
+        for part in _conjuncts(node)
+    )
 
 
 def _conjuncts(node: Any) -> list[Any]:

@@ -11,6 +11,7 @@ from airflow_provider_sage200.emulator.odata import (
     ODataError,
     compile_filter,
     id_bounds,
+    only_bounds,
     parse_filter,
     to_timestamp,
 )
@@ -86,8 +87,9 @@ def run_collection(resource: str, dataset: Dataset, params: dict[str, str], max_
     id_lo, id_hi, base_lo, base_hi = float("-inf"), float("inf"), float("-inf"), float("inf")
     if params.get("$filter"):
         tree = parse_filter(params["$filter"])
-        predicate = compile_filter(tree, schema, ENUMS)
         id_lo, id_hi = id_bounds(tree, "id")
+        if not only_bounds(tree, "id"):  # else the id range alone decides, and the scan is exact
+            predicate = compile_filter(tree, schema, ENUMS)
         updated_lo, updated_hi = id_bounds(tree, "date_time_updated")
         base_lo, base_hi = dataset.id_range_for_updated(resource, updated_lo, updated_hi)
     expand_list(resource, params)
@@ -140,4 +142,6 @@ def run_collection(resource: str, dataset: Dataset, params: dict[str, str], max_
             return (value is None, value if value is not None else 0, record["id"])
 
         page = sorted(matches, key=sort_key, reverse=descending)[skip : skip + top]
+    if not params.get("$expand") and not params.get("$select"):
+        return page  # encoded as they are, never modified
     return [shape(resource, r, dataset, params) for r in page]

@@ -44,7 +44,13 @@ from airflow_provider_sage200.query import (
 from airflow_provider_sage200.refresh import RefreshCoordinator, RefreshTiming, lease_variable_key
 from airflow_provider_sage200.token import TokenStatus, access_seconds_left
 from airflow_provider_sage200.token_store import VariableTokenStore
-from airflow_provider_sage200.transport import RetryPolicy, not_json_message, read_json, send_with_retries
+from airflow_provider_sage200.transport import (
+    RAW_RECORDS,
+    RetryPolicy,
+    not_json_message,
+    read_json,
+    send_with_retries,
+)
 
 Token = dict[str, Any]
 
@@ -247,6 +253,7 @@ class Sage200Hook(BaseHook):
         *,
         site_headers: bool = True,
         limiter: AdaptiveConcurrency | None = None,
+        json_decoder: msgspec.json.Decoder | None = None,
     ) -> requests.Response:
         """Send one request with authentication, site headers, timeouts and retries; return the response.
 
@@ -256,6 +263,7 @@ class Sage200Hook(BaseHook):
         :param json: request body for POST/PUT.
         :param site_headers: send ``X-Site``/``X-Company`` (every endpoint except ``sites`` needs them).
         :param limiter: shared concurrency limit for parallel reads (backs off on 429/503/timeouts).
+        :param json_decoder: a typed decoder for a GET's body (default: any JSON).
         :raises Sage200ClientError: on 400/403/404 (never retried), carrying Sage's message.
         """
         method = method.upper()
@@ -291,7 +299,7 @@ class Sage200Hook(BaseHook):
                 )
                 if method == "GET":
                     # Decoded inside the retry loop, so a body cut short is read again, never half-used.
-                    response.sage200_json = read_json(response)  # type: ignore[attr-defined]
+                    response.sage200_json = read_json(response, json_decoder)  # type: ignore[attr-defined]
                 return response
 
             if limiter is not None:
@@ -355,12 +363,16 @@ class Sage200Hook(BaseHook):
         page_size: int = DEFAULT_PAGE_SIZE,
         *,
         max_concurrency: int = 1,
-    ) -> Iterator[list[dict[str, Any]]]:
+        raw_records: bool = False,
+    ) -> Iterator[list[Any]]:
         """Yield a collection page by page (lists of records), in ``id`` order when paging by key.
 
         :param max_concurrency: with more than 1, key-paged reads (no ``$skip``, ``$top`` or ``$orderby``
             other than ``id``) split the id space into ranges read concurrently by this many threads,
             sharing this hook's session and token; see :mod:`airflow_provider_sage200.parallel`.
+        :param raw_records: yield each record as its JSON text (:class:`msgspec.Raw`, validated but not decoded
+            into a dict), for writers that pass JSON through; :func:`~airflow_provider_sage200.outputs.AtomicExport`
+            accepts such pages for ``jsonl`` and ``json``.
         """
         endpoint = validate_endpoint(endpoint)
         query = validate_query(params)
@@ -371,8 +383,12 @@ class Sage200Hook(BaseHook):
             return
         limiter = AdaptiveConcurrency(max_concurrency) if max_concurrency > 1 else None
 
-        def fetch(page_params: dict[str, str]) -> list[dict[str, Any]]:
-            response = self.request("GET", endpoint, params=page_params, limiter=limiter)
+        decoder = RAW_RECORDS if raw_records else None
+
+        def fetch(page_params: dict[str, str]) -> list[Any]:
+            response = self.request(
+                "GET", endpoint, params=page_params, limiter=limiter, json_decoder=decoder
+            )
             page = self._json(response, "GET", endpoint)
             if not isinstance(page, list):
                 raise Sage200ServerError(

@@ -310,3 +310,48 @@ def test_bounds_of_a_million_orders_are_found_without_generating_them():
     assert _page(dataset, {"$orderby": "id desc", "$top": "1"}) == [1_000_000]
     assert _page(dataset, {"$orderby": "id", "$skip": "999000", "$top": "2"}) == [999_001, 999_002]
     assert dataset._generate.cache_info().currsize < 2_000
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "id gt 2.5 and id lt 6",
+        "id ge 3 and id le 5",
+        "id eq 4",
+        "id gt 5.5 and id lt 5.9",
+        "id gt 2 and id lt 6 and id ne 4",  # not a pure range: the predicate still applies
+        "id lt 3 or id gt 9",
+    ],
+)
+@pytest.mark.parametrize("changed", [False, True], ids=["generated", "updated-created-deleted"])
+def test_id_range_filters_read_exactly_what_the_predicate_matches(expression, changed):
+    """A filter made only of id comparisons is answered from the id range alone; the edges must be exact."""
+    dataset = _orders(10)
+    if changed:
+        dataset.put("sop_orders", dict(dataset.get("sop_orders", 4), customer_document_no="X"))
+        for source in (9, 3):  # created records: ids 11 and 12
+            dataset.put(
+                "sop_orders", dict(dataset.get("sop_orders", source), id=dataset.new_id("sop_orders"))
+            )
+        dataset.delete("sop_orders", 5)
+    everything = dataset.scan("sop_orders", float("-inf"), float("inf"), float("-inf"), float("inf"))
+    expected = [r["id"] for r in everything if matches_filter(expression, r)]
+    assert _page(dataset, {"$filter": expression, "$orderby": "id"}) == expected
+
+
+def matches_filter(expression: str, record: dict) -> bool:
+    from airflow_provider_sage200.emulator.data import ENUMS, SCHEMAS
+    from airflow_provider_sage200.emulator.odata import compile_filter, parse_filter
+
+    return compile_filter(parse_filter(expression), SCHEMAS["sop_orders"], ENUMS)(record)
+
+
+def test_unshaped_pages_are_the_stored_records_and_shaped_ones_are_copies():
+    dataset = _orders(5)
+    from airflow_provider_sage200.emulator.queries import run_collection
+
+    plain = run_collection("sop_orders", dataset, {"$filter": "id le 2"}, 5000, 500, "error")
+    assert plain == [dataset.get("sop_orders", 1), dataset.get("sop_orders", 2)]
+    selected = run_collection("sop_orders", dataset, {"$select": "id,lines"}, 5000, 500, "error")
+    selected[0]["lines"] = None
+    assert dataset.get("sop_orders", 1)["lines"]

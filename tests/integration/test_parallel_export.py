@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
@@ -59,12 +60,22 @@ def test_parallel_read_is_exact_under_throttling(emulator):
 def test_read_ahead_is_bounded(emulator):
     """The writer gets pages one at a time; at most 2 x max_concurrency pages are read ahead of it."""
     pages = Sage200Hook().iter_pages("sop_orders", {"$select": "id"}, page_size=100, max_concurrency=4)
-    first = next(pages)
+    first, second = next(pages), next(pages)
     time.sleep(0.5)  # let the workers run as far ahead as they may
     served = emulator.client.stats()["requests_by_route"]["GET sop_orders"]
     pages.close()
-    assert len(first) == 100
-    assert served <= 3 + 2 * 4 + 1  # bounds, count, the window and the first page; of 200 pages
+    assert len(first) == len(second) == 100
+    assert served <= 1 + 2 + 2 * 4  # the first page, highest id and count, the window; of 200 pages
+
+
+def test_a_collection_of_one_page_costs_one_request(emulator):
+    before = emulator.client.stats()["requests_by_route"].get("GET sop_orders", 0)
+    query = {"$filter": "customer_id eq 3", "$select": "id"}
+    ids = [r["id"] for r in Sage200Hook().paginate("sop_orders", query, 5000, max_concurrency=8)]
+    served = emulator.client.stats()["requests_by_route"]["GET sop_orders"] - before
+    truth = emulator.client.truth("sop_orders", company_id=1, fields=("id", "customer_id"))
+    assert ids == [r["id"] for r in truth if r["customer_id"] == 3] and ids
+    assert served == 1
 
 
 def test_expired_token_is_refreshed_once_for_all_workers(emulator):
@@ -89,3 +100,14 @@ def test_top_cap_and_offset_paging_stay_sequential(emulator):
     assert len(by_date) == 700
     dates = [r["document_date"] for r in by_date]
     assert dates == sorted(dates, reverse=True)
+
+
+@pytest.mark.parametrize("max_concurrency", [1, 4])
+def test_raw_records_are_the_same_records_undecoded(emulator, max_concurrency):
+    hook = Sage200Hook()
+    query = {"$filter": "customer_id le 20"}
+    decoded = list(hook.iter_pages("sop_orders", query, 200, max_concurrency=max_concurrency))
+    raw = list(hook.iter_pages("sop_orders", query, 200, max_concurrency=max_concurrency, raw_records=True))
+    assert all(isinstance(record, msgspec.Raw) for page in raw for record in page)
+    assert [[msgspec.json.decode(r) for r in page] for page in raw] == decoded
+    assert sum(map(len, decoded)) > 200  # more than one page, so paging went on from a raw record's id
