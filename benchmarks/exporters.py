@@ -37,6 +37,17 @@ def export_with_provider(out: Path, max_concurrency: int | None) -> Callable[[],
     return lambda: operator.execute({})
 
 
+def static_headers(hook: Any) -> dict[str, str]:
+    """The headers a hand-written client sends: a bearer token read once (never refreshed) and the site."""
+    site_id, company_id = hook.config.require_site()
+    return {
+        "Authorization": f"Bearer {hook.get_access_token()}",
+        "X-Site": site_id,
+        "X-Company": str(company_id),
+        "Accept": "application/json",
+    }
+
+
 def export_with_http_operator(out: Path) -> Callable[[], Any]:
     """What a user writes without this provider: HttpOperator, a static bearer token and ``$skip`` paging."""
     from urllib.parse import parse_qs, urlsplit
@@ -46,13 +57,7 @@ def export_with_http_operator(out: Path) -> Callable[[], Any]:
     from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 
     hook = Sage200Hook()
-    site_id, company_id = hook.config.require_site()
-    headers = {
-        "Authorization": f"Bearer {hook.get_access_token()}",
-        "X-Site": site_id,
-        "X-Company": str(company_id),
-        "Accept": "application/json",
-    }
+    headers = static_headers(hook)
 
     def next_page(response) -> dict | None:
         page = response.json()
@@ -96,13 +101,7 @@ def floor_reader(out: Path, concurrency: int) -> Callable[[], Any]:
     from airflow_provider_sage200.transport import RAW_RECORDS
 
     hook = Sage200Hook()
-    site_id, company_id = hook.config.require_site()
-    headers = {
-        "Authorization": f"Bearer {hook.get_access_token()}",
-        "X-Site": site_id,
-        "X-Company": str(company_id),
-        "Accept": "application/json",
-    }
+    headers = static_headers(hook)
     url = hook.config.api_url + "sop_orders"
     total = int(hook.send("sop_orders", query={"$count": "true"}))  # ids are dense: 1..total
     local = threading.local()
