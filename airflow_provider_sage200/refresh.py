@@ -13,6 +13,8 @@ How it works (three layers, each cheaper than the next)
 1. **Threads** of one process share a ``threading.Lock`` per token Variable (single flight): the first
    thread refreshes, the others wait and then re-read the Variable.
 2. **Processes on one host** share an ``fcntl`` file lock in the temp directory, with the same effect.
+   ``flock`` is not fair, so a waiter also re-reads the token Variable every ``poll_interval`` and stops
+   waiting as soon as another process has stored a fresh token.
 3. **Workers on different hosts** use a lease kept in a companion Variable
    (``<token variable>__refresh_lease``), claimed with Fischer's timed mutual exclusion:
 
@@ -111,26 +113,40 @@ def _thread_lock(key: str) -> threading.Lock:
 
 
 @contextlib.contextmanager
-def _host_lock(key: str, timeout: float) -> Iterator[None]:
-    """An exclusive ``flock`` shared by every process on this host that refreshes ``key``."""
+def _host_lock(
+    key: str, timeout: float, no_longer_needed: Callable[[], bool], recheck_every: float
+) -> Iterator[bool]:
+    """An exclusive ``flock`` shared by every process on this host that refreshes ``key``.
+
+    Yields True once the lock is held, or False as soon as ``no_longer_needed()`` (asked every
+    ``recheck_every`` seconds while waiting) says the wait is pointless. ``flock`` is not fair: without that
+    check, a waiter can lose the lock to newcomers over and over while the token is refreshed around it.
+    """
     folder = os.path.join(tempfile.gettempdir(), "airflow-provider-sage200")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
     deadline = time.monotonic() + timeout
+    next_check = time.monotonic() + recheck_every
     with open(path, "a+") as handle:
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if now >= next_check:
+                    next_check = now + recheck_every
+                    if no_longer_needed():
+                        yield False
+                        return
+                if now > deadline:
                     raise Sage200AuthError(
                         f"Timed out after {timeout:.0f}s waiting for another process on this host to "
                         f"finish refreshing the token in Variable {key!r}."
                     ) from None
                 time.sleep(0.05)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -170,10 +186,25 @@ class RefreshCoordinator:
         """
         wait_budget = self.timing.lease_seconds + 30
         with _thread_lock(self.store.key):
-            lock = (
-                _host_lock(self.store.key, wait_budget) if self.timing.host_lock else contextlib.nullcontext()
-            )
-            with lock:
+            token = self._load_token()
+            if not needs_refresh(token):  # another process refreshed it already: no lock needed
+                return token
+            if not self.timing.host_lock:
+                return self._refresh_under_lease(needs_refresh, do_refresh, self.clock() + wait_budget)
+            fresh: list[Token] = []
+
+            def refreshed_elsewhere() -> bool:
+                token = self._load_token()
+                if needs_refresh(token):
+                    return False
+                fresh.append(token)
+                return True
+
+            with _host_lock(
+                self.store.key, wait_budget, refreshed_elsewhere, self.timing.poll_interval
+            ) as held:
+                if not held:
+                    return fresh[-1]
                 return self._refresh_under_lease(needs_refresh, do_refresh, self.clock() + wait_budget)
 
     def _refresh_under_lease(

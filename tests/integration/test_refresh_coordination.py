@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_sage200.refresh import RefreshCoordinator, RefreshTiming
+from airflow_provider_sage200.refresh import RefreshCoordinator, RefreshTiming, _host_lock
 from airflow_provider_sage200.token_store import VariableTokenStore
 
 WORKER = r"""
@@ -83,6 +83,33 @@ def test_threads_of_one_process_refresh_once(tmp_path):
     assert Path(ledger).read_text().split() == ["rt-0-xxxxxx"]
     assert {r["refresh_token"] for r in results} == {"rt-1-xxxxxx"}
     assert store.load()["generation"] == 1
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_waiter_stops_waiting_for_the_host_lock_once_the_token_is_fresh():
+    """flock is not fair: a waiter must not depend on winning it while others keep refreshing (found by the soak)."""
+    key = "sage200_token__starved"
+    store = seed(key)
+    coordinator = RefreshCoordinator(store, timing=RefreshTiming(claim_write_limit=0.5, claim_settle=0.6))
+    spent: list[dict] = []
+    result: dict = {}
+
+    def waiter() -> None:
+        result.update(coordinator.ensure_fresh(lambda t: t["generation"] < 1, spent.append))
+
+    with _host_lock(key, 30, lambda: False, 1.0) as held:  # another process holds the lock throughout
+        assert held
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(1.0)
+        assert thread.is_alive()  # waiting for the lock
+        store.save(
+            {"access_token": "at-1-xxxxxx", "refresh_token": "rt-1-xxxxxx", "expires_at": 0, "generation": 1}
+        )
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+    assert result["generation"] == 1
+    assert spent == []
 
 
 @pytest.mark.multiprocess
