@@ -9,7 +9,7 @@ threads, processes and workers.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -216,9 +216,25 @@ class Sage200Hook(BaseHook):
             return cached
         token = self._load_token()
         if self._needs_refresh(token):
-            token = self._ensure_fresh(self._needs_refresh)
+            token = self._ensure_fresh(self._still_needs_refresh(token))
         self._remember(token)
         return token
+
+    def _still_needs_refresh(self, seen: Token) -> Callable[[Token], bool]:
+        """Whether a token read while waiting still needs a refresh, given that ``seen`` needed one.
+
+        A token another worker stored since is taken while it is usable, even inside the refresh margin: with
+        short-lived tokens the margin may already have begun by the time the new token is readable, and
+        waiting for a "fresh" one would make every waiter refresh in turn.
+        """
+
+        def still_needs_refresh(token: Token) -> bool:
+            if token.get("access_token") == seen.get("access_token"):
+                return self._needs_refresh(token)
+            lifetime = float(token.get("expires_at", 0)) - float(token.get("refreshed_at", 0))
+            return access_seconds_left(token) < min(30.0, max(lifetime, 0) / 10)
+
+        return still_needs_refresh
 
     def _ensure_fresh(self, needs_refresh: Any) -> Token:
         try:

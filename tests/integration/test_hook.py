@@ -128,3 +128,30 @@ def test_test_connection_is_read_only(consented, emulator):
     ok, message = Sage200Hook().test_connection()
     assert ok, message
     assert emulator.client.stats()["token_grants"].get("refresh_token", 0) == 0
+
+
+def test_a_waiter_takes_the_token_another_worker_stored_even_inside_the_margin(consented, emulator):
+    """Found by the 10-minute soak: with 5-second tokens a new token is already inside the refresh margin by the
+    time others can read it; waiters that held out for one outside the margin refreshed in turn and starved."""
+    import threading
+
+    from airflow_provider_sage200.refresh import _host_lock
+
+    hook = Sage200Hook()
+    now = time.time()
+    seen = dict(hook.token_store.load(), expires_at=now - 1, refreshed_at=now - 11)  # a 10 s token, expired
+    hook.token_store.save(seen)
+    Sage200Hook._token_cache.clear()
+    grants_before = emulator.client.stats()["token_grants"]["refresh_token"]
+    got: list[str] = []
+    with _host_lock(hook.config.token_variable, 30, lambda: False, 1.0):  # another worker is refreshing
+        waiter = threading.Thread(target=lambda: got.append(hook.get_access_token()))
+        waiter.start()
+        time.sleep(1.0)
+        assert waiter.is_alive()
+        # It stores a token with 3 s of 10 left: inside the margin (5 s) but usable.
+        hook.token_store.save(dict(seen, access_token="at-from-another-worker", expires_at=time.time() + 3))
+        waiter.join(timeout=5)
+        assert not waiter.is_alive()
+    assert got == ["at-from-another-worker"]
+    assert emulator.client.stats()["token_grants"]["refresh_token"] == grants_before
