@@ -232,7 +232,7 @@ class Sage200Hook(BaseHook):
             if token.get("access_token") == seen.get("access_token"):
                 return self._needs_refresh(token)
             lifetime = float(token.get("expires_at", 0)) - float(token.get("refreshed_at", 0))
-            return access_seconds_left(token) < min(30.0, max(lifetime, 0) / 10)
+            return access_seconds_left(token) < min(30.0, max(lifetime, 0) / 4)
 
         return still_needs_refresh
 
@@ -334,7 +334,8 @@ class Sage200Hook(BaseHook):
         # One refresh-and-retry: the token may have been revoked or the clocks disagree.
         self._forget(access_token)
         self.log.info("Sage 200 answered 401; refreshing the access token once and retrying.")
-        token = self._ensure_fresh(lambda t: t["access_token"] == access_token)
+        # Another worker's newer token will do, unless it is about to expire too.
+        token = self._ensure_fresh(lambda t: t["access_token"] == access_token or access_seconds_left(t) < 1)
         try:
             return send_once(token["access_token"])
         except Sage200ApiError as exc:

@@ -139,7 +139,7 @@ def test_a_waiter_takes_the_token_another_worker_stored_even_inside_the_margin(c
 
     hook = Sage200Hook()
     now = time.time()
-    seen = dict(hook.token_store.load(), expires_at=now - 1, refreshed_at=now - 11)  # a 10 s token, expired
+    seen = dict(hook.token_store.load(), expires_at=now - 1, refreshed_at=now - 21)  # a 20 s token, expired
     hook.token_store.save(seen)
     Sage200Hook._token_cache.clear()
     grants_before = emulator.client.stats()["token_grants"]["refresh_token"]
@@ -149,8 +149,11 @@ def test_a_waiter_takes_the_token_another_worker_stored_even_inside_the_margin(c
         waiter.start()
         time.sleep(1.0)
         assert waiter.is_alive()
-        # It stores a token with 3 s of 10 left: inside the margin (5 s) but usable.
-        hook.token_store.save(dict(seen, access_token="at-from-another-worker", expires_at=time.time() + 3))
+        # It stores a token with 8 s of 20 left: inside the margin (half the life, 10 s) but usable.
+        issued = time.time() - 12
+        hook.token_store.save(
+            dict(seen, access_token="at-from-another-worker", refreshed_at=issued, expires_at=issued + 20)
+        )
         waiter.join(timeout=5)
         assert not waiter.is_alive()
     assert got == ["at-from-another-worker"]
