@@ -126,7 +126,7 @@ def _host_lock(
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
     deadline = time.monotonic() + timeout
-    next_check = time.monotonic() + recheck_every
+    next_check = time.monotonic()  # the first check as soon as the lock is found taken
     with open(path, "a+") as handle:
         while True:
             try:
@@ -186,9 +186,6 @@ class RefreshCoordinator:
         """
         wait_budget = self.timing.lease_seconds + 30
         with _thread_lock(self.store.key):
-            token = self._load_token()
-            if not needs_refresh(token):  # another process refreshed it already: no lock needed
-                return token
             if not self.timing.host_lock:
                 return self._refresh_under_lease(needs_refresh, do_refresh, self.clock() + wait_budget)
             fresh: list[Token] = []

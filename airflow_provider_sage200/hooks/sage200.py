@@ -203,10 +203,12 @@ class Sage200Hook(BaseHook):
             )
         return token
 
+    @staticmethod
+    def _lifetime(token: Token) -> float:
+        return max(float(token.get("expires_at", 0)) - float(token.get("refreshed_at", 0)), 0)
+
     def _needs_refresh(self, token: Token) -> bool:
-        lifetime = float(token.get("expires_at", 0)) - float(token.get("refreshed_at", 0))
-        margin = min(self.refresh_margin, max(lifetime, 0) / 2)
-        return access_seconds_left(token) < margin
+        return access_seconds_left(token) < min(self.refresh_margin, self._lifetime(token) / 2)
 
     def _fresh_token(self) -> Token:
         key = self.config.token_variable
@@ -231,8 +233,7 @@ class Sage200Hook(BaseHook):
         def still_needs_refresh(token: Token) -> bool:
             if token.get("access_token") == seen.get("access_token"):
                 return self._needs_refresh(token)
-            lifetime = float(token.get("expires_at", 0)) - float(token.get("refreshed_at", 0))
-            return access_seconds_left(token) < min(30.0, max(lifetime, 0) / 4)
+            return access_seconds_left(token) < min(30.0, self._lifetime(token) / 4)
 
         return still_needs_refresh
 
