@@ -42,7 +42,7 @@ $(DLT_PYTHON):
 	$(PYTHON) -m venv benchmarks/.venv-dlt
 	$(DLT_PYTHON) -m pip install --quiet "dlt[filesystem]==1.31.0"
 
-# The long soak: 16 workers on a 5-second token for 10 minutes (make test runs it for 75 s).
+# The long soak: 16 workers on a 5-second token, 10 minutes of calls in waves of 200 s (make test runs it for 75 s).
 soak: venv
 	SAGE200_SOAK_SECONDS=600 $(BIN)/pytest -s tests/e2e/test_soak.py
 

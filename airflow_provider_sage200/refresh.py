@@ -247,8 +247,19 @@ class RefreshCoordinator:
             token = self._load_token()
             if not needs_refresh(token):
                 return token
+            asked = time.monotonic()
             new_token = do_refresh(token)
+            answered = time.monotonic()
             self.store.save(new_token)
+            log.info(
+                "Refreshed the Sage 200 token in Variable %r (generation %s, access token valid for %.0fs): "
+                "Sage ID answered in %.2fs, saving and reading it back took %.2fs.",
+                self.store.key,
+                new_token.get("generation"),
+                float(new_token.get("expires_at", 0)) - self.clock(),
+                answered - asked,
+                time.monotonic() - answered,
+            )
             return new_token
         finally:
             self._release()

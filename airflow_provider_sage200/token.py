@@ -6,7 +6,8 @@ The token is one plain JSON dict kept in an Airflow Variable::
      "expires_at": <epoch s, access token>, "refresh_token_expires_at": <epoch s, fixed at consent>,
      "consented_at": <epoch s>, "refreshed_at": <epoch s>, "generation": <int, +1 per refresh>, ...}
 
-plus whatever else Sage ID returned (``scope``, ``id_token``). ``refresh_token_expires_at`` is set once,
+plus whatever else Sage ID returned (``scope``), except an ``id_token``: the API never uses it, and every secret
+kept is one more that each worker must register with its log masker. ``refresh_token_expires_at`` is set once,
 at consent (consent time + the lifetime chosen on Sage's credential form), and never moved by a refresh:
 Sage ID refresh tokens expire at a fixed date.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 TOKEN_VARIABLE_PREFIX = "sage200_token__"
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
+_NOT_STORED = ("expires_in", "expires_at", "id_token")
 
 
 def token_variable_key(conn_id: str) -> str:
@@ -42,7 +44,7 @@ def token_from_grant(
         refresh, which keeps the previous fixed expiry.
     :param previous: the token that was refreshed (keeps consent facts and a refresh token Sage omitted).
     """
-    token = {k: v for k, v in response.items() if k not in ("expires_in", "expires_at")}
+    token = {k: v for k, v in response.items() if k not in _NOT_STORED}
     token["token_type"] = response.get("token_type") or "Bearer"
     token["expires_at"] = int(now + float(response.get("expires_in") or 3600))
     if previous is None or refresh_token_lifetime_days is not None:

@@ -12,20 +12,14 @@ coordination (see :mod:`airflow_provider_sage200.refresh`) depends on seeing oth
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import Any
 
 from airflow_provider_sage200.exceptions import Sage200AuthError
-from airflow_provider_sage200.masking import mask
+from airflow_provider_sage200.masking import in_task_process, mask
 from airflow_provider_sage200.token import SECRET_FIELDS
 
 _MISSING = object()
-
-
-def in_task_process() -> bool:
-    """True inside a task run by a worker or ``dag.test()`` (Airflow sets ``SUPERVISOR_COMMS`` there)."""
-    return hasattr(sys.modules.get("airflow.sdk.execution_time.task_runner"), "SUPERVISOR_COMMS")
 
 
 def mask_token(token: dict[str, Any]) -> None:

@@ -51,3 +51,34 @@ def test_token_variable_is_encrypted_in_the_metastore(emulator):
         row = session.query(Variable).filter(Variable.key == key).one()
         assert row.is_encrypted
         assert "refresh_token" not in row._val
+
+
+def test_a_refresh_stores_no_id_token_and_says_what_it_did(emulator, caplog):
+    """Sage ID's id_token is masked when it arrives but not kept: the API never uses it."""
+    hook = Sage200Hook()
+    with caplog.at_level("INFO", logger="airflow_provider_sage200.refresh"):
+        hook.refresh()
+    stored = hook.token_store.load()
+    said = f"Refreshed the Sage 200 token in Variable {hook.config.token_variable!r} (generation {stored['generation']}"
+    assert said in caplog.text
+    assert "id_token" not in stored
+    assert {"access_token", "refresh_token", "expires_at", "refresh_token_expires_at"} <= stored.keys()
+
+
+def test_each_secret_is_registered_with_the_log_maskers_once_per_process(monkeypatch):
+    """Airflow recompiles a masker's patterns for every new secret and tells the supervisor: once is enough."""
+    from airflow._shared.secrets_masker import redact as redact_in_core
+    from airflow.sdk._shared.secrets_masker import redact as redact_in_task_sdk
+
+    from airflow_provider_sage200 import masking
+
+    registered: list[str] = []
+    real = masking._mask_in_task_sdk
+    monkeypatch.setattr(masking, "_mask_in_task_sdk", lambda value: registered.append(value) or real(value))
+    secret = "at_" + "k3Y" * 20
+    for _ in range(3):
+        masking.mask(secret)
+    assert registered == [secret]
+    # Outside a task both Airflow maskers hide it (the API server and the CLI log through core's).
+    assert redact_in_task_sdk(f"Bearer {secret}") == "Bearer ***"
+    assert redact_in_core(f"Bearer {secret}") == "Bearer ***"
