@@ -7,6 +7,7 @@
 #
 #   scripts/audit.sh              # PyPI's vulnerability data (the default)
 #   AUDIT_SERVICE=osv scripts/audit.sh
+#   AUDIT_ADVISORY_DB=/path/to/advisory-database scripts/audit.sh   # offline: a copy of pypa/advisory-database
 #
 # Exit codes: 0 nothing known, 1 vulnerabilities found, 2 the audit could not run (network).
 set -euo pipefail
@@ -15,6 +16,10 @@ BIN=.venv/bin
 SERVICE="${AUDIT_SERVICE:-pypi}"
 REPORT="$(mktemp)"
 trap 'rm -f "$REPORT"' EXIT
+
+if [ -n "${AUDIT_ADVISORY_DB:-}" ]; then
+    exec "$BIN/python" scripts/audit_offline.py --db "$AUDIT_ADVISORY_DB"
+fi
 
 if [ ! -x "$BIN/pip-audit" ]; then
     echo "pip-audit is not installed: $BIN/uv pip install --python $BIN/python -e '.[dev]'" >&2
