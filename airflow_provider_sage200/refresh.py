@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_sage200.exceptions import Sage200AuthError, Sage200ReauthorizationRequired
+from airflow_provider_sage200.token import access_seconds_left
 from airflow_provider_sage200.token_store import VariableTokenStore
 
 log = logging.getLogger(__name__)
@@ -256,7 +257,7 @@ class RefreshCoordinator:
                 "Sage ID answered in %.2fs, saving and reading it back took %.2fs.",
                 self.store.key,
                 new_token.get("generation"),
-                float(new_token.get("expires_at", 0)) - self.clock(),
+                access_seconds_left(new_token, self.clock()),
                 answered - asked,
                 time.monotonic() - answered,
             )

@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 from packaging.version import InvalidVersion, Version
 
+_MODIFIED = re.compile(r"^modified: *['\"]?([0-9T:.Z-]+)", re.MULTILINE)
+
 
 def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -87,11 +89,15 @@ def main() -> int:
     packages = installed()
     newest, checked, found = "", 0, []
     for folder in sorted(vulns.iterdir()):
+        name = normalise(folder.name)
         for path in sorted(folder.glob("*.yaml")):
-            advisory = yaml.safe_load(path.read_text())
-            newest = max(newest, str(advisory.get("modified", "")))
-            name = normalise(folder.name)
-            if name not in packages or advisory.get("withdrawn"):
+            text = path.read_text()
+            if modified := _MODIFIED.search(text):
+                newest = max(newest, modified.group(1))
+            if name not in packages:
+                continue
+            advisory = yaml.safe_load(text)
+            if advisory.get("withdrawn"):
                 continue
             checked += 1
             if affects(advisory, name, packages[name]):

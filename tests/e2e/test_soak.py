@@ -42,8 +42,8 @@ def test_sixteen_workers_share_a_five_second_token(deployment):
         deployment.sage200("token", "refresh")  # start from a 5-second token
         before = emulator.stats()
         started = time.monotonic()
+        seconds = SOAK_SECONDS / WAVES
         for _ in range(WAVES):
-            seconds = SOAK_SECONDS / WAVES
             runs.append(deployment.run_dag("e2e_soak", {"seconds": seconds}, timeout=seconds + 360))
             if runs[-1]["state"] != "success":
                 break
