@@ -16,21 +16,27 @@ import json
 import secrets
 import statistics
 import time
+from typing import Any
+
+from airflow_provider_sage200.token import token_from_grant
 
 
-def rotation(generation: int) -> tuple[str, str, str]:
-    token = {
+def rotation(previous: dict[str, Any]) -> dict[str, Any]:
+    """The next stored token, built from a Sage ID-shaped answer exactly as a refresh builds it."""
+    answer = {
         "access_token": "at_" + secrets.token_urlsafe(48),
         "refresh_token": "rt_" + secrets.token_urlsafe(48),
-        "token_type": "Bearer",
+        "id_token": "idt_" + secrets.token_urlsafe(24),
         "scope": "openid profile email offline_access",
-        "expires_at": 1764553129 + 5 * generation,
-        "refresh_token_expires_at": 1772329129,
-        "consented_at": 1764553129,
-        "refreshed_at": 1764553124 + 5 * generation,
-        "generation": generation,
+        "expires_in": 5,
+        "token_type": "Bearer",
     }
-    return json.dumps(token), token["access_token"], token["refresh_token"]
+    return token_from_grant(answer, now=time.time(), previous=previous)
+
+
+def secrets_of(token: dict[str, Any]) -> tuple[str, str, str]:
+    """What one rotation registers: the Variable's value as stored (Airflow masks it), then the two tokens."""
+    return json.dumps(token, sort_keys=True), token["access_token"], token["refresh_token"]
 
 
 def costs(rotations: int, step: int) -> dict[int, float]:
@@ -39,9 +45,13 @@ def costs(rotations: int, step: int) -> dict[int, float]:
 
     masker = SecretsMasker()
     measured = {}
+    token = token_from_grant(
+        {"access_token": "at_0", "refresh_token": "rt_0"}, now=time.time(), refresh_token_lifetime_days=90
+    )
     for n in range(rotations + 1):
+        token = rotation(token)
         started = time.perf_counter()
-        for value in rotation(n):
+        for value in secrets_of(token):
             masker.add_mask(value)
         if n % step == 0:
             measured[n] = time.perf_counter() - started

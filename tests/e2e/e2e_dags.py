@@ -58,3 +58,22 @@ with DAG(
         output_uri="{{ var.value.sage200_export_base_uri }}/soak/{{ run_id | replace(':', '_') }}.jsonl",
     )
     Sage200RefreshTokenOperator(task_id="maintenance_during_soak", min_remaining=timedelta(seconds=4))
+
+
+MASKING_PROBE = "probe-secret-7c1e9f0a2b4d"
+
+
+@task
+def masked_on_a_real_worker() -> None:
+    """What the provider's masking relies on: inside a task, the Task SDK's masker alone hides a secret everywhere."""
+    import logging
+
+    from airflow_provider_sage200.masking import mask
+
+    mask(MASKING_PROBE)
+    logging.getLogger("some.library").warning("a library logs %s", MASKING_PROBE)
+    print(f"task code prints {MASKING_PROBE}")
+
+
+with DAG("e2e_masking", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    masked_on_a_real_worker()

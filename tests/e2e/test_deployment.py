@@ -96,3 +96,13 @@ def test_token_page_refresh_and_new_consent(deployment):
         deployment.emulator.client.stats()["token_grants"]["authorization_code"]
         == after["authorization_code"] + 1
     )
+
+
+def test_a_secret_masked_in_a_task_is_hidden_from_its_log_on_a_real_worker(deployment):
+    """Inside a task the provider registers secrets with the Task SDK's masker only (not Airflow core's)."""
+    from tests.e2e.e2e_dags import MASKING_PROBE
+
+    assert deployment.run_dag("e2e_masking")["state"] == "success"
+    log = "".join(p.read_text() for p in (deployment.home / "logs" / "dag_id=e2e_masking").rglob("*.log"))
+    assert "a library logs ***" in log and "task code prints ***" in log
+    assert MASKING_PROBE not in log
