@@ -1,4 +1,5 @@
-"""Fault injection as ASGI middleware: throttling, gateway errors, latency, dropped and truncated responses.
+"""Fault injection: the fault settings, the ASGI middleware (throttling, gateway errors, latency, dropped and
+truncated responses) and the mutation fault (records changing while a client pages through them).
 
 A dropped connection is produced by starting a response with a Content-Length, sending part of the body and
 then raising: uvicorn closes the socket mid-body, so the client sees a broken connection (requests raises
@@ -10,9 +11,34 @@ from __future__ import annotations
 import asyncio
 import json
 from email.utils import formatdate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sage200.emulator.state import EmulatorState
+from airflow_provider_sage200.emulator.data import Dataset, Record, iso
+
+if TYPE_CHECKING:
+    from airflow_provider_sage200.emulator.state import EmulatorState
+
+# Every fault setting and its "off" value (``POST /_emulator/faults`` changes them, ``DELETE`` restores these).
+FAULT_KEYS = {
+    "rate_429": 0.0,
+    "retry_after": 1.0,
+    "retry_after_format": "seconds",
+    "rate_5xx": 0.0,
+    "status_5xx": 503,
+    "rate_drop": 0.0,
+    "rate_truncate": 0.0,
+    "rate_html": 0.0,
+    "latency_ms": 0.0,
+    "slow_rate": 0.0,
+    "slow_ms": 0.0,
+    "down_for": 0.0,
+    "script": [],
+    "mutate_every": 0,
+    "mutate_count": 0,
+    "mutate_resource": "sop_orders",
+    "targets": ["api"],
+    "seed": 7,
+}
 
 
 class DroppedConnection(Exception):
@@ -133,3 +159,31 @@ async def _raw(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def touch(state: EmulatorState, dataset: Dataset, resource: str, record: Record, changes: Record) -> Record:
+    """Store ``record`` with ``changes`` applied and ``date_time_updated`` moved to now, as an edit in Sage does."""
+    changed = dict(record) | changes | {"date_time_updated": iso(state.now())}
+    dataset.put(resource, changed)
+    return changed
+
+
+def mutate_on_page(state: EmulatorState, resource: str) -> None:
+    """The mutation fault: every ``mutate_every`` pages of ``mutate_resource``, edit ``mutate_count`` random
+    records in every company (a new ``date_time_updated``, and a new ``customer_document_no`` where there is one)."""
+    faults = state.faults
+    if not faults["mutate_every"] or resource != faults["mutate_resource"]:
+        return
+    state.pages_served[resource] += 1
+    if state.pages_served[resource] % int(faults["mutate_every"]):
+        return
+    for dataset in state.datasets.values():
+        top = dataset.next_id[resource] - 1
+        for _ in range(int(faults["mutate_count"])):
+            record = dataset.get(resource, state.rng.randint(1, top))
+            if record is not None:
+                changes = {}
+                if "customer_document_no" in record:
+                    changes["customer_document_no"] = f"PO-M{state.rng.randint(10000, 99999)}"
+                touch(state, dataset, resource, record, changes)
+                state.stats["faults_injected"]["mutate"] += 1

@@ -4,49 +4,15 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
 from airflow_provider_sage200.emulator.config import EmulatorConfig
 from airflow_provider_sage200.emulator.data import Dataset, default_data_end
+from airflow_provider_sage200.emulator.faults import FAULT_KEYS
 from airflow_provider_sage200.emulator.identity import Identity
-
-FAULT_KEYS = {
-    "rate_429": 0.0,
-    "retry_after": 1.0,
-    "retry_after_format": "seconds",
-    "rate_5xx": 0.0,
-    "status_5xx": 503,
-    "rate_drop": 0.0,
-    "rate_truncate": 0.0,
-    "rate_html": 0.0,
-    "latency_ms": 0.0,
-    "slow_rate": 0.0,
-    "slow_ms": 0.0,
-    "down_for": 0.0,
-    "script": [],
-    "mutate_every": 0,
-    "mutate_count": 0,
-    "mutate_resource": "sop_orders",
-    "targets": ["api"],
-    "seed": 7,
-}
-
-
-def new_stats() -> dict[str, Any]:
-    return {
-        "requests": Counter(),
-        "requests_by_route": Counter(),
-        "token_grants": Counter({"authorization_code": 0, "refresh_token": 0}),
-        "invalid_grant": 0,
-        "invalid_client": 0,
-        "families_revoked": 0,
-        "reuse_detected": 0,
-        "faults_injected": Counter(),
-        "writes": Counter(),
-        "created_ids": defaultdict(list),
-    }
+from airflow_provider_sage200.emulator.stats import new_stats
 
 
 class EmulatorState:
