@@ -17,7 +17,7 @@ from airflow_provider_sage200.exceptions import Sage200ConfigError
 from airflow_provider_sage200.token import token_variable_key
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
+    from airflow_provider_sage200.version_compat import Connection
 
 DEFAULT_AUTH_URL = "https://id.sage.com/authorize"
 DEFAULT_TOKEN_URL = "https://id.sage.com/oauth/token"

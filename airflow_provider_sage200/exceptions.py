@@ -16,7 +16,7 @@ No exception message ever contains a token or the client secret.
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_provider_sage200.version_compat import AirflowException
 
 
 class Sage200Error(AirflowException):

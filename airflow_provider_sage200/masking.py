@@ -3,7 +3,7 @@
 Inside a task (a worker or ``dag.test()``) every log line, including stdlib logging and ``print``, is redacted by
 the Task SDK's masker, which also tells the supervisor; Airflow core's masker is not consulted there (checked on a
 real LocalExecutor worker). The API server (the token page), the scheduler and the ``sage200`` command log
-through Airflow core's masker, a separate instance since 3.1.
+through Airflow core's masker, a separate instance since 3.1 (2.11 and 3.0 have one masker).
 
 Each value is registered once per process. Airflow recompiles a masker's whole pattern list for every new secret,
 and ``mask_secret`` costs a round trip to the supervisor, so registering the same token on every read adds up
@@ -12,19 +12,13 @@ when many workers re-read a rotating token (measured in the 10-minute soak).
 
 from __future__ import annotations
 
-import sys
 import threading
 
-from airflow.sdk.log import mask_secret as _mask_in_task_sdk
+from airflow_provider_sage200.version_compat import in_task_process, mask_secret_in_core, mask_secret_in_task
 
 _registered: set[str] = set()
 _registered_lock = threading.Lock()
 _REMEMBER_AT_MOST = 4096  # then start again: registering a value twice is harmless, only slower
-
-
-def in_task_process() -> bool:
-    """True inside a task run by a worker or ``dag.test()`` (Airflow sets ``SUPERVISOR_COMMS`` there)."""
-    return hasattr(sys.modules.get("airflow.sdk.execution_time.task_runner"), "SUPERVISOR_COMMS")
 
 
 def mask(value: str) -> None:
@@ -37,11 +31,6 @@ def mask(value: str) -> None:
         if len(_registered) >= _REMEMBER_AT_MOST:
             _registered.clear()
         _registered.add(value)
-    _mask_in_task_sdk(value)
-    if in_task_process():
-        return
-    try:
-        from airflow._shared.secrets_masker import mask_secret as _mask_in_core
-    except ImportError:  # a worker-only install without Airflow core
-        return
-    _mask_in_core(value)
+    mask_secret_in_task(value)
+    if not in_task_process():
+        mask_secret_in_core(value)

@@ -19,7 +19,7 @@ from airflow_provider_sage200.exceptions import Sage200ConfigError
 from airflow_provider_sage200.query import Page
 
 if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
+    from airflow_provider_sage200.version_compat import ObjectStoragePath
 
 OUTPUT_FORMATS = ("jsonl", "json", "csv", "parquet")
 

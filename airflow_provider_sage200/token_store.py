@@ -1,9 +1,10 @@
 """Read and write the token Variable, inside a task or outside one.
 
 Inside a running task (a worker, ``dag.test()``) Airflow 3 forbids metadata-DB access, so the store goes
-through :class:`airflow.sdk.Variable`, which talks to the API server. Outside a task (the ``sage200``
-command, a plugin in the API server, a test seeding a token) there is no supervisor channel, so the store
-uses Airflow's metastore ``Variable`` model directly. Both paths store the same Fernet-encrypted row.
+through the Task SDK's ``Variable``, which talks to the API server. Outside a task (the ``sage200``
+command, a plugin in the API server, a test seeding a token), and everywhere on Airflow 2.11, the store
+uses Airflow's metastore ``Variable`` model directly. Both paths store the same Fernet-encrypted row;
+:func:`airflow_provider_sage200.version_compat.task_variables` picks the path.
 
 Reads bypass nothing: every :meth:`VariableTokenStore.load` asks the backend afresh, because the refresh
 coordination (see :mod:`airflow_provider_sage200.refresh`) depends on seeing other workers' writes.
@@ -16,8 +17,9 @@ import time
 from typing import Any
 
 from airflow_provider_sage200.exceptions import Sage200AuthError
-from airflow_provider_sage200.masking import in_task_process, mask
+from airflow_provider_sage200.masking import mask
 from airflow_provider_sage200.token import SECRET_FIELDS
+from airflow_provider_sage200.version_compat import task_variables
 
 _MISSING = object()
 
@@ -28,38 +30,6 @@ def mask_token(token: dict[str, Any]) -> None:
         value = token.get(field)
         if isinstance(value, str) and value:
             mask(value)
-
-
-class _SdkVariables:
-    """Variables through the Task SDK (inside a task)."""
-
-    @staticmethod
-    def get(key: str) -> str | None:
-        from airflow.sdk import Variable
-
-        return Variable.get(key, default=None)
-
-    @staticmethod
-    def set(key: str, value: str, description: str | None) -> None:
-        from airflow.sdk import Variable
-
-        Variable.set(key, value, description=description)
-
-
-class _MetastoreVariables:
-    """Variables in the metadata DB (outside a task: CLI, API-server plugin, tests)."""
-
-    @staticmethod
-    def get(key: str) -> str | None:
-        from airflow.models.variable import Variable
-
-        return Variable.get(key, default_var=None)
-
-    @staticmethod
-    def set(key: str, value: str, description: str | None) -> None:
-        from airflow.models.variable import Variable
-
-        Variable.set(key, value, description=description)
 
 
 class VariableTokenStore:
@@ -77,8 +47,8 @@ class VariableTokenStore:
         self.write_attempts = write_attempts
 
     @property
-    def _backend(self) -> type[_SdkVariables] | type[_MetastoreVariables]:
-        return _SdkVariables if in_task_process() else _MetastoreVariables
+    def _backend(self) -> Any:
+        return task_variables()
 
     def load(self) -> dict[str, Any] | None:
         """Return the stored token (secrets masked), or ``None`` when there is none."""

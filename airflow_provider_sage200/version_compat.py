@@ -1,15 +1,191 @@
-"""Airflow version flags, computed locally (as the community providers do)."""
+"""Where each Airflow API lives on each supported line: Airflow 2.11 and 3.0 to 3.3.
+
+This module is the only place in the provider that knows which Airflow version it runs on. Everything else
+imports ``BaseHook``, ``BaseOperator``, ``Variable``, ``conf``, the maskers, the timetables, ... from here, and
+asks the feature flags below (never ``airflow.__version__``) when a feature exists only on some lines.
+
+Checked against the newest patch release of each line (``make compat``; ``compat/README.md``):
+
+========================  =========================  ==============================  ======================
+name                      2.11                       3.0 / 3.1                       3.2+
+========================  =========================  ==============================  ======================
+BaseHook                  airflow.hooks.base         airflow.hooks.base (3.0);       airflow.sdk
+                                                     airflow.sdk (3.1)
+BaseOperator, sensor,     airflow.models... /        airflow.sdk                     airflow.sdk
+Variable, Connection,     airflow.sensors.base /
+ObjectStoragePath, ...    airflow.io.path
+conf                      airflow.configuration      airflow.configuration           airflow.sdk
+AirflowException          airflow.exceptions         airflow.exceptions (3.0);       airflow.sdk.exceptions
+                                                     airflow.sdk.exceptions (3.1)
+AirflowNotFoundException  airflow.exceptions         airflow.exceptions              airflow.sdk.exceptions
+timetables                airflow.timetables.*       airflow.timetables.*            airflow.sdk
+log masker(s)             one (airflow.utils.log)    one (3.0); task SDK's and       task SDK's and core's
+                                                     core's (3.1)
+========================  =========================  ==============================  ======================
+"""
 
 from __future__ import annotations
 
+import importlib
+import sys
+from typing import Any
+
+from airflow import __version__ as AIRFLOW_VERSION
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 from packaging.version import Version
 
+_RELEASE = Version(AIRFLOW_VERSION).release
 
-def _airflow_version() -> Version:
-    from airflow import __version__
+AIRFLOW_V_3_0_PLUS = _RELEASE >= (3, 0)
+AIRFLOW_V_3_1_PLUS = _RELEASE >= (3, 1)
+AIRFLOW_V_3_2_PLUS = _RELEASE >= (3, 2)
 
-    return Version(Version(__version__).base_version)
+#: Airflow loads a provider's ``cli`` group (``airflow sage200 ...``) from 3.2 on.
+PROVIDER_CLI_SUPPORTED = AIRFLOW_V_3_2_PLUS
+#: The React connection form reads ``conn-fields`` from provider info from 3.2 on; before, it (3.0/3.1) or
+#: the FAB form (2.11) calls the hook's ``get_connection_form_widgets`` / ``get_ui_field_behaviour``.
+DECLARATIVE_CONN_FIELDS = AIRFLOW_V_3_2_PLUS
+#: The token page is a FastAPI app on 3.x and a Flask-AppBuilder view on 2.11.
+TOKEN_PAGE_KIND = "fastapi" if AIRFLOW_V_3_0_PLUS else "flask"
+
+if AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk import BaseOperator, BaseSensorOperator, Connection, Context, Variable
+else:
+    from airflow.models.baseoperator import BaseOperator
+    from airflow.models.connection import Connection
+    from airflow.models.variable import Variable
+    from airflow.sensors.base import BaseSensorOperator
+    from airflow.utils.context import Context
+
+if AIRFLOW_V_3_1_PLUS:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowException
+else:
+    from airflow.exceptions import AirflowException
+    from airflow.hooks.base import BaseHook
+
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk import conf
+    from airflow.sdk.exceptions import AirflowNotFoundException
+else:
+    from airflow.configuration import conf
+    from airflow.exceptions import AirflowNotFoundException
+
+__all__ = [  # and, imported on first use, the names in _LAZY
+    "AIRFLOW_VERSION",
+    "AIRFLOW_V_3_0_PLUS",
+    "AIRFLOW_V_3_1_PLUS",
+    "AIRFLOW_V_3_2_PLUS",
+    "DECLARATIVE_CONN_FIELDS",
+    "PROVIDER_CLI_SUPPORTED",
+    "TOKEN_PAGE_KIND",
+    "AirflowException",
+    "AirflowNotFoundException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "BaseTrigger",
+    "Connection",
+    "Context",
+    "TriggerEvent",
+    "Variable",
+    "conf",
+    "in_task_process",
+    "mask_secret_in_core",
+    "mask_secret_in_task",
+    "metastore_variables",
+    "task_variables",
+]
+
+# Imported on first use: they pull in fsspec / the scheduler's timetable code, which most callers never need.
+_LAZY = {
+    "ObjectStoragePath": ("airflow.sdk", "airflow.io.path"),
+    "CronDataIntervalTimetable": ("airflow.sdk", "airflow.timetables.interval"),
+    "CronTriggerTimetable": ("airflow.sdk", "airflow.timetables.trigger"),
+}
+_LAZY_NEW_FROM = {"ObjectStoragePath": AIRFLOW_V_3_0_PLUS}
 
 
-AIRFLOW_V_3_1_PLUS = _airflow_version() >= Version("3.1.0")
-AIRFLOW_V_3_2_PLUS = _airflow_version() >= Version("3.2.0")
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    new_home, old_home = _LAZY[name]
+    module = importlib.import_module(new_home if _LAZY_NEW_FROM.get(name, AIRFLOW_V_3_2_PLUS) else old_home)
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def in_task_process() -> bool:
+    """True inside a task run by an Airflow 3 worker or ``dag.test()`` (the Task SDK sets ``SUPERVISOR_COMMS``).
+
+    Always False on 2.11: there a task talks to the metastore like every other Airflow process.
+    """
+    return hasattr(sys.modules.get("airflow.sdk.execution_time.task_runner"), "SUPERVISOR_COMMS")
+
+
+def mask_secret_in_task(value: str) -> None:
+    """Register ``value`` with the masker that redacts a task's logs (and, on 3.x, tells the supervisor)."""
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.log import mask_secret
+    else:
+        from airflow.utils.log.secrets_masker import mask_secret
+    mask_secret(value)
+
+
+def mask_secret_in_core(value: str) -> bool:
+    """Register ``value`` with Airflow core's masker (API server, scheduler, CLI) where it is a separate one.
+
+    Returns False where there is no separate core masker: 2.11 and 3.0 have a single masker, and a worker-only
+    install of 3.1+ has no Airflow core.
+    """
+    if not AIRFLOW_V_3_1_PLUS:
+        return False
+    try:
+        from airflow._shared.secrets_masker import mask_secret
+    except ImportError:
+        return False
+    mask_secret(value)
+    return True
+
+
+class _TaskVariables:
+    """Variables through the Task SDK's Execution API (inside an Airflow 3 task)."""
+
+    @staticmethod
+    def get(key: str) -> Any:
+        from airflow.sdk import Variable as SdkVariable
+
+        return SdkVariable.get(key, default=None)
+
+    @staticmethod
+    def set(key: str, value: str, description: str | None) -> None:
+        from airflow.sdk import Variable as SdkVariable
+
+        SdkVariable.set(key, value, description=description)
+
+
+class _MetastoreVariables:
+    """Variables in the metadata DB: outside a task on 3.x (CLI, API-server plugin), everywhere on 2.11."""
+
+    @staticmethod
+    def get(key: str) -> Any:
+        from airflow.models.variable import Variable as ModelVariable
+
+        return ModelVariable.get(key, default_var=None)
+
+    @staticmethod
+    def set(key: str, value: str, description: str | None) -> None:
+        from airflow.models.variable import Variable as ModelVariable
+
+        ModelVariable.set(key, value, description=description)
+
+
+def task_variables() -> type[_TaskVariables] | type[_MetastoreVariables]:
+    """The Variable backend this process must use: the Task SDK inside a 3.x task, else the metastore."""
+    return _TaskVariables if in_task_process() else _MetastoreVariables
+
+
+def metastore_variables() -> type[_MetastoreVariables]:
+    """The metastore Variable backend (only outside a task on 3.x)."""
+    return _MetastoreVariables

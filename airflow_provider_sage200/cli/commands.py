@@ -11,11 +11,10 @@ import secrets
 import sys
 from typing import TextIO
 
-from airflow.sdk.exceptions import AirflowNotFoundException
-
 from airflow_provider_sage200.cli.login import open_browser, parse_redirect, pkce_pair, wait_for_callback
 from airflow_provider_sage200.exceptions import Sage200Error
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from airflow_provider_sage200.version_compat import AirflowNotFoundException
 
 
 def auth_login(

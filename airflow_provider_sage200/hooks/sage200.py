@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 import msgspec
 import requests
-from airflow.sdk import BaseHook, conf
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_sage200 import __version__
@@ -51,6 +50,7 @@ from airflow_provider_sage200.transport import (
     read_json,
     send_with_retries,
 )
+from airflow_provider_sage200.version_compat import BaseHook, conf
 
 Token = dict[str, Any]
 

@@ -8,8 +8,6 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider_sage200.connection import DEFAULT_CONN_ID
 from airflow_provider_sage200.exceptions import Sage200ConfigError
 from airflow_provider_sage200.parallel import DEFAULT_MAX_CONCURRENCY, validate_max_concurrency
@@ -20,11 +18,11 @@ from airflow_provider_sage200.query import (
     validate_page_size,
     validate_query,
 )
+from airflow_provider_sage200.version_compat import BaseOperator
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
-
     from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+    from airflow_provider_sage200.version_compat import Context
 
 DEFAULT_XCOM_RECORD_LIMIT = 10_000
 
@@ -170,9 +168,8 @@ class Sage200GetOperator(BaseOperator):
         return records
 
     def _export_to_file(self, query: dict[str, str]) -> dict[str, Any]:
-        from airflow.sdk import ObjectStoragePath
-
         from airflow_provider_sage200.outputs import AtomicExport
+        from airflow_provider_sage200.version_compat import ObjectStoragePath
 
         destination = ObjectStoragePath(self.output_uri)
         records = pages = 0

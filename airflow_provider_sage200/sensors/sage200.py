@@ -8,17 +8,14 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowException
-
 from airflow_provider_sage200.connection import DEFAULT_CONN_ID
 from airflow_provider_sage200.exceptions import Sage200AuthError
 from airflow_provider_sage200.token_health import TokenVerdict, judge
+from airflow_provider_sage200.version_compat import AirflowException, BaseSensorOperator, conf
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
-
     from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+    from airflow_provider_sage200.version_compat import Context
 
 
 class Sage200TokenSensor(BaseSensorOperator):

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal, TypedDict
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow_provider_sage200.version_compat import BaseTrigger, TriggerEvent
 
 
 class Sage200TokenEvent(TypedDict):
