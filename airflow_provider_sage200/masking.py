@@ -13,7 +13,9 @@ when many workers re-read a rotating token (measured in the 10-minute soak).
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+from airflow_provider_sage200.token import SECRET_FIELDS
 from airflow_provider_sage200.version_compat import in_task_process, mask_secret_in_core, mask_secret_in_task
 
 _registered: set[str] = set()
@@ -34,3 +36,11 @@ def mask(value: str) -> None:
     mask_secret_in_task(value)
     if not in_task_process():
         mask_secret_in_core(value)
+
+
+def mask_token(token: dict[str, Any]) -> None:
+    """Register every secret in ``token`` with the log masker."""
+    for field in SECRET_FIELDS:
+        value = token.get(field)
+        if isinstance(value, str) and value:
+            mask(value)

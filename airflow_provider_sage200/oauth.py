@@ -25,9 +25,11 @@ from airflow_provider_sage200.exceptions import (
     Sage200AuthError,
     Sage200ReauthorizationRequired,
 )
+from airflow_provider_sage200.masking import mask_token
 from airflow_provider_sage200.token import token_from_grant
-from airflow_provider_sage200.token_store import mask_token
 from airflow_provider_sage200.transport import RetryPolicy, raise_for_response, send_with_retries
+
+TOKEN_ENDPOINT = "oauth/token"
 
 
 class _DropDebugRecords(logging.Filter):
@@ -136,34 +138,32 @@ class SageIdClient:
 
     def _token_call(self, call: Any, session: OAuth2Session, *, grant: str) -> dict[str, Any]:
         """Run one token request under the POST retry rules and turn OAuth errors into ours."""
-        result: dict[str, Any] = {}
 
         def check_status(response: requests.Response) -> requests.Response:
             # Gateway failures and throttling surface as HTTP errors before oauthlib parses the body.
             if response.status_code == 429 or response.status_code >= 500:
-                raise_for_response(response, method="POST", endpoint="oauth/token")
+                raise_for_response(response, method="POST", endpoint=TOKEN_ENDPOINT, api_hints=False)
             return response
 
         session.register_compliance_hook("access_token_response", check_status)
         session.register_compliance_hook("refresh_token_response", check_status)
 
-        def send() -> requests.Response:
+        def send() -> dict[str, Any]:
             with _allow_loopback_http(self.config.token_url):
-                result["token"] = dict(call())
-            mask_token(result["token"])
-            ok = requests.Response()
-            ok.status_code = 200
-            return ok
+                token = dict(call())
+            mask_token(token)
+            return token
 
         try:
-            send_with_retries(send, method="POST", endpoint="oauth/token", policy=self.policy)
+            return send_with_retries(
+                send, method="POST", endpoint=TOKEN_ENDPOINT, policy=self.policy, url_field="token_url"
+            )
         except OAuth2Error as exc:
             raise self._oauth_error(exc, grant) from None
         except Sage200ApiError as exc:
             raise Sage200AuthError(
                 f"Sage ID token request ({grant}) failed: {exc.message}. The stored token was not changed."
             ) from None
-        return result["token"]
 
     def _oauth_error(self, exc: OAuth2Error, grant: str) -> Sage200AuthError:
         description = exc.description or exc.error

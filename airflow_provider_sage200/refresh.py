@@ -271,6 +271,10 @@ class RefreshCoordinator:
                 released = {"owner": None, "released_at": self.clock()}
                 self.store.save_raw(self.lease_key, json.dumps(released), "Sage 200 token refresh lease")
 
+    def reset_lease(self) -> None:
+        """Clear the lease (after a new consent: no claim on the old token family may block the new one)."""
+        self.store.save_raw(self.lease_key, "{}", "Sage 200 token refresh lease")
+
     def _load_token(self) -> Token:
         token = self.store.load()
         if token is None:

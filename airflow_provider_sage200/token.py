@@ -29,6 +29,11 @@ def token_variable_key(conn_id: str) -> str:
     return f"{TOKEN_VARIABLE_PREFIX}{conn_id}"
 
 
+def login_command(conn_id: str) -> str:
+    """The command that records a new consent for ``conn_id``, quoted for a message."""
+    return f"`sage200 auth login --conn-id {conn_id}`"
+
+
 def token_from_grant(
     response: dict[str, Any],
     *,
@@ -128,7 +133,7 @@ class TokenStatus:
         if not self.has_token:
             return (
                 f"No Sage 200 token stored for connection {self.conn_id!r} (Variable {self.variable!r}). "
-                f"Run `sage200 auth login --conn-id {self.conn_id}`."
+                f"Run {login_command(self.conn_id)}."
             )
         lines = []
         left = self.access_token_seconds_left or 0
@@ -146,7 +151,7 @@ class TokenStatus:
         else:
             lines.append(
                 f"Refresh token has expired (at {self.refresh_token_expires_at}): run "
-                f"`sage200 auth login --conn-id {self.conn_id}`."
+                f"{login_command(self.conn_id)}."
             )
         return "\n".join(lines)
 

@@ -17,19 +17,10 @@ import time
 from typing import Any
 
 from airflow_provider_sage200.exceptions import Sage200AuthError
-from airflow_provider_sage200.masking import mask
-from airflow_provider_sage200.token import SECRET_FIELDS
+from airflow_provider_sage200.masking import mask_token
 from airflow_provider_sage200.version_compat import task_variables
 
 _MISSING = object()
-
-
-def mask_token(token: dict[str, Any]) -> None:
-    """Register every secret in ``token`` with Airflow's log masker."""
-    for field in SECRET_FIELDS:
-        value = token.get(field)
-        if isinstance(value, str) and value:
-            mask(value)
 
 
 class VariableTokenStore:

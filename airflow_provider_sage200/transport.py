@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -41,12 +41,16 @@ from airflow_provider_sage200.exceptions import (
     Sage200RateLimitError,
     Sage200ServerError,
 )
+from airflow_provider_sage200.query import is_record_path
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-TOKEN_ENDPOINT = "oauth/token"
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# The methods the Sage 200 API takes, and those that may be repeated after an ambiguous failure.
+ALLOWED_METHODS = ("GET", "POST", "PUT", "DELETE")
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -129,14 +133,19 @@ def not_json_message(response: requests.Response) -> str:
     )
 
 
-def raise_for_response(response: requests.Response, *, method: str, endpoint: str) -> requests.Response:
-    """Return ``response`` when it succeeded, else raise the matching :class:`Sage200ApiError`."""
+def raise_for_response(
+    response: requests.Response, *, method: str, endpoint: str, api_hints: bool = True
+) -> requests.Response:
+    """Return ``response`` when it succeeded, else raise the matching :class:`Sage200ApiError`.
+
+    :param api_hints: add what to check when the Sage 200 API answers 403 or 404 (not for Sage ID).
+    """
     if response.ok:
         return response
     status = response.status_code
     kwargs = {"method": method, "endpoint": endpoint, "status_code": status, "body": response.text[:2000]}
     message = error_message(response)
-    hint = _status_hint(status, endpoint)
+    hint = _status_hint(status, endpoint) if api_hints else None
     if hint:
         kwargs["hint"] = hint
     if status == 429:
@@ -149,14 +158,12 @@ def raise_for_response(response: requests.Response, *, method: str, endpoint: st
 
 def _status_hint(status: int, endpoint: str) -> str | None:
     """What to check when Sage 200 (not Sage ID) answers 403 or 404."""
-    if endpoint == TOKEN_ENDPOINT:
-        return None
     if status == 403:
         return (
             "Check the connection's site_id and company_id: `sage200 sites` lists the site/company pairs this "
             "Sage ID user can reach"
         )
-    if status == 404 and not endpoint.rsplit("/", 1)[-1].isdigit():
+    if status == 404 and not is_record_path(endpoint):
         return (
             "Check the endpoint name, and the connection's edition: Sage 200 Standard is 'standard' "
             "(/uk/sage200/), Professional is 'professional' (/uk/sage200extra/); the wrong edition answers 404 "
@@ -184,16 +191,21 @@ def was_not_sent(exc: BaseException) -> bool:
 
 
 def send_with_retries(
-    send: Callable[[], requests.Response],
+    send: Callable[[], T],
     *,
     method: str,
     endpoint: str,
     policy: RetryPolicy,
+    url_field: str = "api_url",
     sleep: Callable[[float], None] = time.sleep,
-) -> requests.Response:
+) -> T:
     """Call ``send`` until it succeeds or the retry table says stop; raise a :class:`Sage200ApiError`.
 
-    ``send`` must perform one request and return its response (the body fully read).
+    ``send`` performs one attempt and returns its result (for a request: the body fully read and decoded). It
+    reports an HTTP error by raising :class:`Sage200ApiError` (:func:`raise_for_response`) and a broken
+    connection by letting the :class:`requests.RequestException` out; anything else it raises is not retried.
+
+    :param url_field: the connection field naming the host, for a message when it cannot be reached.
     """
     started = time.monotonic()
     idempotent = method.upper() in IDEMPOTENT_METHODS
@@ -201,7 +213,7 @@ def send_with_retries(
     while True:
         attempt += 1
         try:
-            return raise_for_response(send(), method=method, endpoint=endpoint)
+            return send()
         except Sage200ApiError as exc:
             error: Sage200ApiError = exc
             retryable = exc.status_code in RETRYABLE_STATUS and (idempotent or exc.status_code == 429)
@@ -209,7 +221,7 @@ def send_with_retries(
         except requests.RequestException as exc:
             not_sent = was_not_sent(exc)
             error = Sage200ServerError(
-                _transport_message(exc, idempotent or not_sent, endpoint), method=method, endpoint=endpoint
+                _transport_message(exc, idempotent or not_sent, url_field), method=method, endpoint=endpoint
             )
             retryable = idempotent or not_sent
             wait = None
@@ -268,7 +280,7 @@ def read_json(response: requests.Response, decoder: msgspec.json.Decoder | None 
         raise TruncatedBody(not_json_message(response), response=response) from None
 
 
-def _transport_message(exc: requests.RequestException, safe_to_retry: bool, endpoint: str = "") -> str:
+def _transport_message(exc: requests.RequestException, safe_to_retry: bool, url_field: str) -> str:
     kind = {
         requests.exceptions.ConnectTimeout: "connection timed out",
         requests.exceptions.ReadTimeout: "no response within the read timeout",
@@ -283,8 +295,9 @@ def _transport_message(exc: requests.RequestException, safe_to_retry: bool, endp
         parts = urlsplit(url)
         if parts.scheme and parts.hostname:
             origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-            field = "token_url" if endpoint == TOKEN_ENDPOINT else "api_url"
-            kind += f" to {origin}; check the connection's {field} and that this worker can reach that host"
+            kind += (
+                f" to {origin}; check the connection's {url_field} and that this worker can reach that host"
+            )
     if safe_to_retry:
         return kind
     return f"{kind}; the server may or may not have processed this write, so it was not repeated"

@@ -92,9 +92,9 @@ def sage200_conn(emulator, monkeypatch, airflow_db):
     """
     variable = f"sage200_token__{os.urandom(4).hex()}"
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(emulator, token_variable=variable))
-    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+    from airflow_provider_sage200.token_provider import Sage200TokenProvider
 
-    Sage200Hook._token_cache.clear()
+    Sage200TokenProvider.clear_cache()
     return CONN_ID
 
 

@@ -8,10 +8,9 @@ threads, processes and workers.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 import requests
@@ -22,7 +21,7 @@ from airflow_provider_sage200.connection import DEFAULT_CONN_ID, Sage200Connecti
 from airflow_provider_sage200.exceptions import (
     Sage200ApiError,
     Sage200AuthError,
-    Sage200ReauthorizationRequired,
+    Sage200ConfigError,
     Sage200ServerError,
 )
 from airflow_provider_sage200.oauth import SageIdClient
@@ -40,19 +39,21 @@ from airflow_provider_sage200.query import (
     validate_page_size,
     validate_query,
 )
-from airflow_provider_sage200.refresh import RefreshCoordinator, RefreshTiming, lease_variable_key
-from airflow_provider_sage200.token import TokenStatus, access_seconds_left
+from airflow_provider_sage200.refresh import RefreshCoordinator, RefreshTiming
+from airflow_provider_sage200.token import TokenStatus
+from airflow_provider_sage200.token_provider import Sage200TokenProvider
 from airflow_provider_sage200.token_store import VariableTokenStore
 from airflow_provider_sage200.transport import (
+    ALLOWED_METHODS,
     RAW_RECORDS,
     RetryPolicy,
+    error_message,
     not_json_message,
+    raise_for_response,
     read_json,
     send_with_retries,
 )
 from airflow_provider_sage200.version_compat import BaseHook, conf
-
-Token = dict[str, Any]
 
 
 def _config_float(option: str, default: float) -> float:
@@ -76,11 +77,6 @@ class Sage200Hook(BaseHook):
     default_conn_name = DEFAULT_CONN_ID
     conn_type = "sage200"
     hook_name = "Sage 200"
-
-    # Access tokens already read in this process, by token Variable: N calls within a token's life cost
-    # no Variable reads and no refreshes.
-    _token_cache: ClassVar[dict[str, Token]] = {}
-    _token_cache_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -120,16 +116,23 @@ class Sage200Hook(BaseHook):
         return Sage200ConnectionConfig.from_connection(self.get_connection(self.sage200_conn_id))
 
     @cached_property
+    def token_provider(self) -> Sage200TokenProvider:
+        """When to refresh, and the per-process token cache (see :mod:`airflow_provider_sage200.token_provider`)."""
+        return Sage200TokenProvider(
+            self.config, refresh_margin=self.refresh_margin, refresh_timing=self.refresh_timing
+        )
+
+    @property
     def token_store(self) -> VariableTokenStore:
-        return VariableTokenStore(self.config.token_variable)
+        return self.token_provider.store
 
-    @cached_property
+    @property
     def sage_id(self) -> SageIdClient:
-        return SageIdClient(self.config)
+        return self.token_provider.sage_id
 
-    @cached_property
+    @property
     def coordinator(self) -> RefreshCoordinator:
-        return RefreshCoordinator(self.token_store, timing=self.refresh_timing)
+        return self.token_provider.coordinator
 
     def get_conn(self) -> requests.Session:
         """Return this hook's pooled, keep-alive HTTP session (TLS verification always on)."""
@@ -144,11 +147,11 @@ class Sage200Hook(BaseHook):
         session.headers["User-Agent"] = f"airflow-provider-sage200/{__version__}"
         return session
 
-    # -- tokens ----------------------------------------------------------------------------------------
+    # -- tokens (the policy lives in Sage200TokenProvider) ----------------------------------------------
 
     def get_access_token(self) -> str:
         """Return a valid access token, refreshing it (once, system-wide) when it is about to expire."""
-        return self._fresh_token()["access_token"]
+        return self.token_provider.get_access_token()
 
     def refresh(self, *, force: bool = True, min_remaining: float | None = None) -> TokenStatus:
         """Refresh the tokens through the rotation-safe path and return their status (no secrets).
@@ -157,19 +160,11 @@ class Sage200Hook(BaseHook):
             while this call waited).
         :param min_remaining: without ``force``, refresh only when fewer seconds than this remain.
         """
-        stored = self._load_token()
-        if force:
-            stale = stored["access_token"]
-            token = self._ensure_fresh(lambda t: t["access_token"] == stale)
-        else:
-            threshold = self.refresh_margin if min_remaining is None else min_remaining
-            token = self._ensure_fresh(lambda t: access_seconds_left(t) < threshold)
-        return TokenStatus.from_token(self.sage200_conn_id, self.config.token_variable, token)
+        return self.token_provider.refresh(force=force, min_remaining=min_remaining)
 
     def token_status(self) -> TokenStatus:
         """Report both tokens' expiry without refreshing or calling Sage."""
-        token = self.token_store.load()
-        return TokenStatus.from_token(self.sage200_conn_id, self.config.token_variable, token)
+        return self.token_provider.token_status()
 
     def authorization_url(
         self, state: str, redirect_uri: str | None = None, code_challenge: str | None = None
@@ -186,78 +181,7 @@ class Sage200Hook(BaseHook):
         self, code: str, redirect_uri: str | None = None, code_verifier: str | None = None
     ) -> TokenStatus:
         """Trade an authorization code for tokens and store them (a new consent resets the fixed expiry)."""
-        token = self.sage_id.exchange_code(code, redirect_uri, code_verifier)
-        self.token_store.save(token)
-        self.token_store.save_raw(
-            lease_variable_key(self.token_store.key), "{}", "Sage 200 token refresh lease"
-        )
-        self._remember(token)
-        return TokenStatus.from_token(self.sage200_conn_id, self.config.token_variable, token)
-
-    def _load_token(self) -> Token:
-        token = self.token_store.load()
-        if token is None:
-            raise Sage200ReauthorizationRequired(
-                f"No Sage 200 token stored for connection {self.sage200_conn_id!r} (Variable "
-                f"{self.config.token_variable!r}). Run `sage200 auth login --conn-id {self.sage200_conn_id}`."
-            )
-        return token
-
-    @staticmethod
-    def _lifetime(token: Token) -> float:
-        return max(float(token.get("expires_at", 0)) - float(token.get("refreshed_at", 0)), 0)
-
-    def _needs_refresh(self, token: Token) -> bool:
-        return access_seconds_left(token) < min(self.refresh_margin, self._lifetime(token) / 2)
-
-    def _fresh_token(self) -> Token:
-        key = self.config.token_variable
-        with self._token_cache_lock:
-            cached = self._token_cache.get(key)
-        if cached is not None and not self._needs_refresh(cached):
-            return cached
-        token = self._load_token()
-        if self._needs_refresh(token):
-            token = self._ensure_fresh(self._still_needs_refresh(token))
-        self._remember(token)
-        return token
-
-    def _still_needs_refresh(self, seen: Token) -> Callable[[Token], bool]:
-        """Whether a token read while waiting still needs a refresh, given that ``seen`` needed one.
-
-        A token another worker stored since is taken while it is usable, even inside the refresh margin: with
-        short-lived tokens the margin may already have begun by the time the new token is readable, and
-        waiting for a "fresh" one would make every waiter refresh in turn.
-        """
-
-        def still_needs_refresh(token: Token) -> bool:
-            if token.get("access_token") == seen.get("access_token"):
-                return self._needs_refresh(token)
-            return access_seconds_left(token) < min(30.0, self._lifetime(token) / 4)
-
-        return still_needs_refresh
-
-    def _ensure_fresh(self, needs_refresh: Any) -> Token:
-        try:
-            token = self.coordinator.ensure_fresh(needs_refresh, self.sage_id.refresh)
-        except Sage200ReauthorizationRequired:
-            # Another worker may have rotated the token between our read and our refresh: use theirs.
-            stored = self._load_token()
-            if needs_refresh(stored):
-                raise
-            token = stored
-        self._remember(token)
-        return token
-
-    def _remember(self, token: Token) -> None:
-        with self._token_cache_lock:
-            self._token_cache[self.config.token_variable] = token
-
-    def _forget(self, access_token: str) -> None:
-        with self._token_cache_lock:
-            cached = self._token_cache.get(self.config.token_variable)
-            if cached is not None and cached.get("access_token") == access_token:
-                del self._token_cache[self.config.token_variable]
+        return self.token_provider.exchange_code(code, redirect_uri, code_verifier)
 
     # -- HTTP ------------------------------------------------------------------------------------------
 
@@ -282,31 +206,46 @@ class Sage200Hook(BaseHook):
         :param limiter: shared concurrency limit for parallel reads (backs off on 429/503/timeouts).
         :param json_decoder: a typed decoder for a GET's body (default: any JSON).
         :raises Sage200ClientError: on 400/403/404 (never retried), carrying Sage's message.
+        :raises Sage200ConfigError: for a method other than GET, POST, PUT or DELETE (nothing sent).
         """
+        response, _ = self._call(
+            method,
+            endpoint,
+            params,
+            json,
+            site_headers=site_headers,
+            limiter=limiter,
+            json_decoder=json_decoder,
+        )
+        return response
+
+    def _call(
+        self,
+        method: str,
+        endpoint: str,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        *,
+        site_headers: bool = True,
+        limiter: AdaptiveConcurrency | None = None,
+        json_decoder: msgspec.json.Decoder | None = None,
+    ) -> tuple[requests.Response, Any]:
+        """:meth:`request`, returning the response and its decoded JSON body (``None`` when empty)."""
         method = method.upper()
-        if method not in ("GET", "POST", "PUT", "DELETE"):
-            raise Sage200ApiError(
-                f"method {method!r} is not supported; use GET, POST, PUT or DELETE.",
-                method=method,
-                endpoint=endpoint,
+        if method not in ALLOWED_METHODS:
+            raise Sage200ConfigError(
+                f"method {method!r} is not supported; use one of {', '.join(ALLOWED_METHODS)}."
             )
         endpoint = validate_endpoint(endpoint)
         query = validate_query(params)
         url = self.config.api_url + endpoint
-        headers = {"Accept": "application/json"}
-        if json is not None:
-            headers["Content-Type"] = "application/json"
-        if site_headers:
-            site_id, company_id = self.config.require_site()
-            headers |= {"X-Site": site_id, "X-Company": str(company_id)}
-        if self.config.subscription_key:
-            headers["ocp-apim-subscription-key"] = self.config.subscription_key
+        headers = self._headers(site_headers=site_headers, has_body=json is not None)
         session = self.get_conn()
         timeout = self.retry_policy.timeout
 
-        def send_once(access_token: str) -> requests.Response:
+        def send_once(access_token: str) -> tuple[requests.Response, Any]:
             def send() -> requests.Response:
-                response = session.request(
+                return session.request(
                     method,
                     url,
                     params=query,
@@ -314,17 +253,14 @@ class Sage200Hook(BaseHook):
                     headers={**headers, "Authorization": f"Bearer {access_token}"},
                     timeout=timeout,
                 )
-                if method == "GET":
-                    # Decoded inside the retry loop, so a body cut short is read again, never half-used.
-                    response.sage200_json = read_json(response, json_decoder)  # type: ignore[attr-defined]
-                return response
 
-            if limiter is not None:
-                return send_with_retries(
-                    lambda: limiter.call(send), method=method, endpoint=endpoint, policy=self.retry_policy
-                )
+            def attempt() -> tuple[requests.Response, Any]:
+                response = send() if limiter is None else limiter.call(send)
+                raise_for_response(response, method=method, endpoint=endpoint)
+                # Decoded inside the retry loop, so a body cut short is read again, never half-used.
+                return response, self._decode(response, method, endpoint, json_decoder)
 
-            return send_with_retries(send, method=method, endpoint=endpoint, policy=self.retry_policy)
+            return send_with_retries(attempt, method=method, endpoint=endpoint, policy=self.retry_policy)
 
         access_token = self.get_access_token()
         try:
@@ -333,10 +269,8 @@ class Sage200Hook(BaseHook):
             if exc.status_code != 401:
                 raise
         # One refresh-and-retry: the token may have been revoked or the clocks disagree.
-        self._forget(access_token)
         self.log.info("Sage 200 answered 401; refreshing the access token once and retrying.")
-        # Another worker's newer token will do, unless it is about to expire too.
-        token = self._ensure_fresh(lambda t: t["access_token"] == access_token or access_seconds_left(t) < 1)
+        token = self.token_provider.after_rejection(access_token)
         try:
             return send_once(token["access_token"])
         except Sage200ApiError as exc:
@@ -347,6 +281,18 @@ class Sage200Hook(BaseHook):
                 ) from None
             raise
 
+    def _headers(self, *, site_headers: bool = True, has_body: bool = False) -> dict[str, str]:
+        """Every header an API call carries except ``Authorization``: one place for all of them."""
+        headers = {"Accept": "application/json"}
+        if has_body:
+            headers["Content-Type"] = "application/json"
+        if site_headers:
+            site_id, company_id = self.config.require_site()
+            headers |= {"X-Site": site_id, "X-Company": str(company_id)}
+        if self.config.subscription_key:
+            headers["ocp-apim-subscription-key"] = self.config.subscription_key
+        return headers
+
     def send(
         self,
         endpoint: str,
@@ -355,8 +301,8 @@ class Sage200Hook(BaseHook):
         json: Any = None,
     ) -> Any:
         """Call an endpoint and return the parsed JSON (``None`` for an empty body)."""
-        response = self.request(method, endpoint, params=query, json=json)
-        return self._json(response, method, endpoint)
+        _, body = self._call(method, endpoint, params=query, json=json)
+        return body
 
     def paginate(
         self,
@@ -404,10 +350,7 @@ class Sage200Hook(BaseHook):
         decoder = RAW_RECORDS if raw_records else None
 
         def fetch(page_params: dict[str, str]) -> list[Any]:
-            response = self.request(
-                "GET", endpoint, params=page_params, limiter=limiter, json_decoder=decoder
-            )
-            page = self._json(response, "GET", endpoint)
+            _, page = self._call("GET", endpoint, params=page_params, limiter=limiter, json_decoder=decoder)
             if not isinstance(page, list):
                 raise Sage200ServerError(
                     f"expected a JSON array of records, got {type(page).__name__}",
@@ -428,8 +371,7 @@ class Sage200Hook(BaseHook):
 
     def get_sites(self) -> list[dict[str, Any]]:
         """Return the site/company pairs the consenting user can reach (for X-Site / X-Company)."""
-        response = self.request("GET", "sites", site_headers=False)
-        return self._json(response, "GET", "sites")
+        return self._call("GET", "sites", site_headers=False)[1]
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the connection with the stored access token, read-only: never refreshes or rotates."""
@@ -442,32 +384,36 @@ class Sage200Hook(BaseHook):
                     False,
                     "The stored access token has expired; run `sage200 token refresh` (no call made).",
                 )
-            token = self._load_token()
+            token = self.token_provider.load()
             response = self.get_conn().get(
                 self.config.api_url + "sites",
-                headers={"Authorization": f"Bearer {token['access_token']}", "Accept": "application/json"},
+                headers=self._headers(site_headers=False)
+                | {"Authorization": f"Bearer {token['access_token']}"},
                 timeout=self.retry_policy.timeout,
             )
             if not response.ok:
-                return False, f"Sage 200 answered HTTP {response.status_code} to GET sites."
+                return (
+                    False,
+                    f"Sage 200 answered HTTP {response.status_code} to GET sites: {error_message(response)}",
+                )
             return True, f"Connected: {len(response.json())} site/company pair(s) reachable."
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
 
     @staticmethod
-    def _json(response: requests.Response, method: str, endpoint: str) -> Any:
+    def _decode(
+        response: requests.Response, method: str, endpoint: str, decoder: msgspec.json.Decoder | None
+    ) -> Any:
+        """The JSON body of a successful answer (``None`` when empty); anything else is a server error."""
         if not response.content:
             return None
-        decoded = getattr(response, "sage200_json", None)
-        if decoded is not None:
-            return decoded
-        try:
-            return msgspec.json.decode(response.content)
-        except ValueError:
+        body = read_json(response, decoder)
+        if body is None:  # an HTML page where JSON was due: retrying cannot fix it
             raise Sage200ServerError(
                 not_json_message(response),
                 method=method,
                 endpoint=endpoint,
                 status_code=response.status_code,
                 body=response.text[:500],
-            ) from None
+            )
+        return body

@@ -40,6 +40,7 @@ from airflow_provider_sage200.exceptions import (
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 from airflow_provider_sage200.odata import ge
 from airflow_provider_sage200.operators.sage200 import Sage200GetOperator, Sage200Operator
+from airflow_provider_sage200.token_provider import Sage200TokenProvider
 from tests.conftest import CONN_ID, connection_json, consent
 
 FAR_FUTURE = 4_102_444_800  # 2100-01-01
@@ -66,13 +67,13 @@ class World:
                 conn[key] = changes.pop(key)
         conn["extra"] |= changes
         self.monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
-        Sage200Hook._token_cache.clear()
+        Sage200TokenProvider.clear_cache()
 
     def store_token(self, value: str | dict[str, Any]) -> None:
         from airflow.models.variable import Variable
 
         Variable.set(self.variable, value if isinstance(value, str) else json.dumps(value))
-        Sage200Hook._token_cache.clear()
+        Sage200TokenProvider.clear_cache()
 
     def stored_token(self) -> str | None:
         from airflow.models.variable import Variable

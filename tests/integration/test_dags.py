@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from airflow_provider_sage200.token_provider import Sage200TokenProvider
 
 pytestmark = pytest.mark.usefixtures("consented")
 
@@ -47,7 +48,7 @@ def test_task_with_expired_access_token_stores_rotated_refresh_token(emulator):
     hook = Sage200Hook()
     before = hook.token_store.load()
     hook.token_store.save(before | {"expires_at": int(time.time()) - 10})
-    Sage200Hook._token_cache.clear()  # as in a fresh worker process
+    Sage200TokenProvider.clear_cache()  # as in a fresh worker process
     results = run_dag("t_hook_call")
     state, value = results["call_api"]
     assert state == "success", results

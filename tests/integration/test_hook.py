@@ -7,12 +7,14 @@ import time
 import pytest
 
 from airflow_provider_sage200.exceptions import (
+    Sage200AuthError,
     Sage200ClientError,
     Sage200ConfigError,
     Sage200ReauthorizationRequired,
     Sage200ServerError,
 )
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from airflow_provider_sage200.token_provider import Sage200TokenProvider
 from tests.conftest import consent
 
 
@@ -53,7 +55,7 @@ def test_expired_access_token_is_refreshed_once_and_rotated(consented, emulator)
     emulator.client.advance_clock(3700)  # the emulator's access tokens now expired
     token = dict(old, expires_at=time.time() - 5)
     hook.token_store.save(token)
-    Sage200Hook._token_cache.clear()
+    Sage200TokenProvider.clear_cache()
     for _ in range(5):
         hook.send("sop_orders", query={"$top": 1})
     new = hook.token_store.load()
@@ -78,7 +80,7 @@ def test_invalid_grant_without_newer_token_asks_for_consent(consented, emulator)
     token = hook.token_store.load()
     hook.refresh()  # rotates: the stored refresh token changes
     hook.token_store.save(token | {"expires_at": 0})  # put the spent one back, as a stale writer would
-    Sage200Hook._token_cache.clear()
+    Sage200TokenProvider.clear_cache()
     with pytest.raises(Sage200ReauthorizationRequired, match="sage200 auth login"):
         hook.get_access_token()
 
@@ -87,7 +89,7 @@ def test_refresh_token_past_fixed_expiry_is_not_sent(consented, emulator):
     hook = Sage200Hook()
     token = hook.token_store.load()
     hook.token_store.save(token | {"expires_at": 0, "refresh_token_expires_at": int(time.time()) - 1})
-    Sage200Hook._token_cache.clear()
+    Sage200TokenProvider.clear_cache()
     with pytest.raises(Sage200ReauthorizationRequired, match="fixed expiry"):
         hook.get_access_token()
     assert emulator.client.stats()["token_grants"].get("refresh_token", 0) == 0
@@ -141,7 +143,7 @@ def test_a_waiter_takes_the_token_another_worker_stored_even_inside_the_margin(c
     now = time.time()
     seen = dict(hook.token_store.load(), expires_at=now - 1, refreshed_at=now - 21)  # a 20 s token, expired
     hook.token_store.save(seen)
-    Sage200Hook._token_cache.clear()
+    Sage200TokenProvider.clear_cache()
     grants_before = emulator.client.stats()["token_grants"]["refresh_token"]
     got: list[str] = []
     with _host_lock(hook.config.token_variable, 30, lambda: False, 1.0):  # another worker is refreshing
@@ -158,3 +160,33 @@ def test_a_waiter_takes_the_token_another_worker_stored_even_inside_the_margin(c
         assert not waiter.is_alive()
     assert got == ["at-from-another-worker"]
     assert emulator.client.stats()["token_grants"]["refresh_token"] == grants_before
+
+
+def test_a_tenant_requiring_a_subscription_key_gets_it_on_every_path(consented, emulator, monkeypatch):
+    """request() and test_connection build their headers in one place: both send ocp-apim-subscription-key."""
+    import json as jsonlib
+
+    from tests.conftest import CONN_ID, connection_json
+
+    emulator.client.configure(require_subscription_key=True)
+    variable = Sage200Hook().config.token_variable
+    conn = jsonlib.loads(connection_json(emulator, token_variable=variable, subscription_key="wrong-key"))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", jsonlib.dumps(conn))
+    ok, message = Sage200Hook().test_connection()
+    assert not ok and "subscription key" in message
+    with pytest.raises(Sage200AuthError, match="subscription key"):
+        Sage200Hook().send("sop_orders", query={"$top": 1})
+
+    conn["extra"]["subscription_key"] = "emulator-subscription-key"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", jsonlib.dumps(conn))
+    ok, message = Sage200Hook().test_connection()
+    assert ok, message
+    assert len(Sage200Hook().send("sop_orders", query={"$top": 1})) == 1
+    assert len(Sage200Hook().get_sites()) == len(emulator.client.sites())
+
+
+def test_an_unsupported_method_is_refused_before_anything_is_sent(consented, emulator):
+    before = sum(emulator.client.stats()["requests"].values())
+    with pytest.raises(Sage200ConfigError, match="PATCH"):
+        Sage200Hook().send("customers/1", "PATCH", json={"name": "x"})
+    assert sum(emulator.client.stats()["requests"].values()) == before

@@ -19,6 +19,7 @@ from airflow_provider_sage200.connection import API_BASE_URLS, DEFAULT_AUTH_URL,
 from airflow_provider_sage200.emulator.server import free_port
 from airflow_provider_sage200.exceptions import Sage200AuthError, Sage200ConfigError
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from airflow_provider_sage200.token_provider import Sage200TokenProvider
 from tests.conftest import CONN_ID, connection_json
 
 PACKAGE = Path(__file__).resolve().parents[2] / "airflow_provider_sage200"
@@ -80,7 +81,7 @@ def port(emulator, monkeypatch, airflow_db) -> int:
         f"AIRFLOW_CONN_{CONN_ID.upper()}",
         connection_json(emulator, token_variable=variable, redirect_uri=f"http://127.0.0.1:{port}/callback"),
     )
-    Sage200Hook._token_cache.clear()
+    Sage200TokenProvider.clear_cache()
     return port
 
 

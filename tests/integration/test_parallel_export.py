@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from airflow_provider_sage200.token_provider import Sage200TokenProvider
 
 pytestmark = pytest.mark.usefixtures("consented")
 
@@ -82,7 +83,7 @@ def test_expired_token_is_refreshed_once_for_all_workers(emulator):
     hook = Sage200Hook()
     token = hook.token_store.load()
     hook.token_store.save(token | {"expires_at": int(time.time()) - 10})
-    Sage200Hook._token_cache.clear()
+    Sage200TokenProvider.clear_cache()
     ids = [r["id"] for r in Sage200Hook().paginate("sop_orders", {"$select": "id"}, max_concurrency=8)]
     assert len(ids) == 20_000
     assert emulator.client.stats()["token_grants"]["refresh_token"] == 1

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from airflow_provider_sage200.token_provider import Sage200TokenProvider
 from tests.conftest import _HOME
 from tests.integration.test_dags import run_dag
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("consented")
 def test_tokens_and_client_secret_stay_out_of_logs_and_xcom(emulator, capfd, caplog):
     hook = Sage200Hook()
     hook.token_store.save(hook.token_store.load() | {"expires_at": int(time.time()) - 10})
-    Sage200Hook._token_cache.clear()
+    Sage200TokenProvider.clear_cache()
     results = run_dag("t_hook_call")  # refreshes inside the task: new tokens arrive there
     results |= run_dag("t_refresh")
     issued = emulator.client.issued_tokens()

@@ -98,7 +98,8 @@ class TestSendWithRetries:
             status = next(answers)
             if isinstance(status, Exception):
                 raise status
-            return response(status, "[]", {"Retry-After": "1"} if status == 429 else {})
+            answer = response(status, "[]", {"Retry-After": "1"} if status == 429 else {})
+            return raise_for_response(answer, method=method, endpoint="x")
 
         try:
             return (
@@ -133,3 +134,47 @@ class TestSendWithRetries:
         result, calls, _ = self.run("GET", [503] * 10)
         assert isinstance(result, Sage200ServerError) and calls == 4
         assert "gave up after 4 attempts" in str(result)
+
+
+def test_any_callable_is_retried_and_its_result_returned():
+    """The Sage ID client passes a call that returns a token dict, not a response."""
+    answers = iter(
+        [
+            Sage200RateLimitError(
+                "slow", retry_after=0, method="POST", endpoint="oauth/token", status_code=429
+            ),
+            {"access_token": "x"},
+        ]
+    )
+
+    def call():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    policy = RetryPolicy(max_attempts=3, backoff_base=0.01)
+    assert send_with_retries(
+        call, method="POST", endpoint="oauth/token", policy=policy, sleep=lambda _: None
+    ) == {"access_token": "x"}
+
+
+def test_other_exceptions_are_not_retried():
+    calls = []
+
+    def call():
+        calls.append(1)
+        raise KeyError("not a transport error")
+
+    with pytest.raises(KeyError):
+        send_with_retries(call, method="GET", endpoint="x", policy=RetryPolicy(), sleep=lambda _: None)
+    assert calls == [1]
+
+
+def test_unreachable_host_names_the_connection_field():
+    def call():
+        return requests.get(f"http://127.0.0.1:{_closed_port()}/", timeout=2)
+
+    policy = RetryPolicy(max_attempts=1)
+    with pytest.raises(Sage200ServerError, match="check the connection's token_url"):
+        send_with_retries(call, method="POST", endpoint="oauth/token", policy=policy, url_field="token_url")
