@@ -225,12 +225,12 @@ class Sage200Hook(BaseHook):
         endpoint: str,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        *,
-        site_headers: bool = True,
-        limiter: AdaptiveConcurrency | None = None,
-        json_decoder: msgspec.json.Decoder | None = None,
+        **options: Any,
     ) -> tuple[requests.Response, Any]:
-        """:meth:`request`, returning the response and its decoded JSON body (``None`` when empty)."""
+        """:meth:`request` (``options``: its keyword arguments), returning the response and its decoded body."""
+        site_headers: bool = options.get("site_headers", True)
+        limiter: AdaptiveConcurrency | None = options.get("limiter")
+        json_decoder: msgspec.json.Decoder | None = options.get("json_decoder")
         method = method.upper()
         if method not in ALLOWED_METHODS:
             raise Sage200ConfigError(
