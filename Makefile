@@ -7,7 +7,7 @@ DLT_PYTHON := benchmarks/.venv-dlt/bin/python
 # Some machines set PYTHONDONTWRITEBYTECODE; every Airflow subprocess would then recompile Airflow from source.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv browser test lint unit demo e2e soak bench docs screenshots audit clean
+.PHONY: venv browser test lint unit demo e2e soak bench docs dist screenshots audit clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,12 @@ soak: venv
 docs: venv
 	$(BIN)/mkdocs build --strict --site-dir .site
 
+# The wheel and sdist that would be published, checked as PyPI would (the e2e deployment installs this wheel).
+dist: venv
+	rm -rf dist
+	$(BIN)/uv build --quiet --python $(BIN)/python --out-dir dist
+	$(BIN)/twine check --strict dist/*
+
 # Refresh the screenshots in docs/images from the browser tests.
 screenshots: venv browser
 	SAGE200_SCREENSHOT_DIR=docs/images $(BIN)/pytest -m e2e tests/e2e/test_browser.py
@@ -61,4 +67,4 @@ audit: venv
 	scripts/audit.sh
 
 clean:
-	rm -rf $(VENV) .demo .site .pytest_cache .ruff_cache benchmarks/.venv-dlt benchmarks/results
+	rm -rf $(VENV) dist .demo .site .pytest_cache .ruff_cache benchmarks/.venv-dlt benchmarks/results

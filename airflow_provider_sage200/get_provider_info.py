@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_sage200 import __version__
+
 
 def _field(label: str, description: str, **schema: Any) -> dict[str, Any]:
     return {"label": label, "description": description, "schema": {"type": ["string", "null"], **schema}}
@@ -61,7 +63,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-sage200",
         "name": "Sage 200",
         "description": "Sage 200 (UK & Ireland) accounting API, with rotation-safe Sage ID OAuth tokens.",
-        "versions": ["0.1.0"],
+        "versions": [__version__],
         "integrations": [
             {
                 "integration-name": "Sage 200",

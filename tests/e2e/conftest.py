@@ -1,5 +1,9 @@
 """A real Airflow deployment for the end-to-end tests: API server, scheduler (LocalExecutor), DAG processor and
-triggerer on SQLite, with the emulator; one per test session, every process stopped by its PID."""
+triggerer on SQLite, with the emulator; one per test session, every process stopped by its PID.
+
+The deployment runs from a fresh venv holding **the built wheel** (and the dev venv's resolved dependencies), with
+its working directory outside the repository, so a file missing from the wheel fails here.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +22,7 @@ import requests
 
 from airflow_provider_sage200.emulator import EmulatorConfig, EmulatorServer
 from airflow_provider_sage200.emulator.server import free_port
+from tests.distribution import build, imported_from, venv_with_wheel
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,18 +32,20 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)
 
 
-AIRFLOW = [sys.executable, "-m", "airflow"]
-
-
 class Deployment:
-    def __init__(self, home: Path, emulator: EmulatorServer) -> None:
+    def __init__(self, home: Path, emulator: EmulatorServer, python: Path) -> None:
         self.home = home
+        self.python = str(python)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.dags = home / "dags"
         self.exports = home / "exports"
         self.processes: dict[str, subprocess.Popen] = {}
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AIRFLOW", "_AIRFLOW")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")
+        }
         (home / "passwords.json").write_text(json.dumps({"admin": "e2e-password"}))
         self.env |= {
             "AIRFLOW_HOME": str(home),
@@ -72,13 +78,23 @@ class Deployment:
 
     def airflow(self, *args: str) -> str:
         return subprocess.run(
-            [*AIRFLOW, *args], env=self.env, check=True, capture_output=True, text=True
+            [self.python, "-m", "airflow", *args],
+            env=self.env,
+            cwd=self.home,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
 
     def start(self, name: str, *args: str) -> None:
         log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         self.processes[name] = subprocess.Popen(
-            [*AIRFLOW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [self.python, "-m", "airflow", *args],
+            env=self.env,
+            cwd=self.home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def stop(self) -> None:
@@ -95,8 +111,9 @@ class Deployment:
     def sage200(self, *args: str) -> str:
         """Run the ``sage200`` command against this deployment's metastore."""
         return subprocess.run(
-            [sys.executable, "-m", "airflow_provider_sage200.cli.main", *args],
+            [self.python, "-m", "airflow_provider_sage200.cli.main", *args],
             env=self.env,
+            cwd=self.home,
             check=True,
             capture_output=True,
             text=True,
@@ -148,11 +165,20 @@ class Deployment:
 
 
 @pytest.fixture(scope="session")
-def deployment(tmp_path_factory):
+def deployed_python(tmp_path_factory) -> Path:
+    """The Python of a fresh venv with the built wheel installed: what the deployment runs."""
+    wheel = build(tmp_path_factory.mktemp("e2e-dist"), "wheel")["wheel"]
+    return venv_with_wheel(wheel, tmp_path_factory.mktemp("e2e-venv") / "venv")
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory, deployed_python):
     home = tmp_path_factory.mktemp("e2e-airflow")
     emulator = EmulatorServer(EmulatorConfig(sop_orders=5_000, customers=200), port=0).start()
-    deployment = Deployment(home, emulator)
+    deployment = Deployment(home, emulator, deployed_python)
     try:
+        package = imported_from(deployed_python, home, deployment.env)
+        assert package.is_relative_to(deployed_python.parents[1]), f"the deployment imports {package}"
         deployment.dags.mkdir()
         for source in [*(REPO / "example_dags").glob("*.py"), Path(__file__).with_name("e2e_dags.py")]:
             shutil.copy(source, deployment.dags)
@@ -206,7 +232,7 @@ def consent_with_the_cli(deployment: Deployment) -> None:
     """`sage200 auth login`, with this test playing the person's browser."""
     login = subprocess.Popen(
         [
-            sys.executable,
+            deployment.python,
             "-m",
             "airflow_provider_sage200.cli.main",
             "auth",
@@ -216,6 +242,7 @@ def consent_with_the_cli(deployment: Deployment) -> None:
             "60",
         ],
         env=deployment.env,
+        cwd=deployment.home,
         stdout=subprocess.PIPE,
         text=True,
     )

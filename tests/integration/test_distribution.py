@@ -1,0 +1,123 @@
+"""The wheel and sdist as they would be published: exact file lists, metadata, one version, the licence."""
+
+from __future__ import annotations
+
+import email
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+import pytest
+
+from airflow_provider_sage200 import __version__
+from airflow_provider_sage200.get_provider_info import get_provider_info
+from tests.distribution import PACKAGE, REPO, build
+
+# What a dev or CI run leaves in a work tree; none of it may reach an archive.
+LEFTOVERS = [
+    f"{PACKAGE}/__pycache__/hooks.cpython-311.pyc",
+    f"{PACKAGE}/stray.pyc",
+    "tests/unit/__pycache__/test_x.cpython-311-pytest-8.pyc",
+    "tests/.pytest_cache/v/cache/lastfailed",
+    "docs/.site/index.html",
+    "benchmarks/results/run.json",
+    "benchmarks/.venv-dlt/bin/python",
+    "airflow_home/airflow.db",
+    ".demo/exports/orders.parquet",
+    "dist/old.whl",
+    "scheduler.log",
+    f"{PACKAGE}.egg-info/PKG-INFO",
+]
+SDIST_TOP = {
+    ".ci",
+    "airflow_provider_sage200",
+    "tests",
+    "example_dags",
+    "docs",
+    "scripts",
+    "benchmarks",
+    "compat",
+}
+SDIST_FILES = {
+    "LICENSE",
+    "README.md",
+    "CHANGELOG.md",
+    "Makefile",
+    "mkdocs.yml",
+    "pyproject.toml",
+    ".gitignore",
+}
+
+
+def tracked_files() -> list[str]:
+    if not (REPO / ".git").exists():
+        pytest.skip("needs a git checkout to know which files are the source")
+    out = subprocess.run(["git", "ls-files"], cwd=REPO, check=True, capture_output=True, text=True).stdout
+    return [path for path in out.splitlines() if (REPO / path).is_file()]
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory):
+    """Both archives, built from a copy of the tracked source with a dev run's leftovers planted in it."""
+    source = tmp_path_factory.mktemp("source")
+    for path in tracked_files():
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / path, source / path)
+    for path in LEFTOVERS:
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_text("left over")
+    return build(tmp_path_factory.mktemp("dist"), "sdist", "wheel", source=source)
+
+
+def test_sdist_holds_exactly_the_tracked_source(archives):
+    with tarfile.open(archives["sdist"]) as sdist:
+        prefix = f"airflow_provider_sage200-{__version__}/"
+        members = {m.name.removeprefix(prefix) for m in sdist.getmembers() if m.isfile()}
+    expected = {path for path in tracked_files() if path.split("/", 1)[0] in SDIST_TOP or path in SDIST_FILES}
+    assert members - {"PKG-INFO"} == expected
+    assert not [m for m in members if "__pycache__" in m or m.endswith((".pyc", ".log"))]
+
+
+def test_wheel_holds_the_package_and_the_licence(archives):
+    with zipfile.ZipFile(archives["wheel"]) as wheel:
+        names = set(wheel.namelist())
+        metadata = email.message_from_bytes(wheel.read(f"{PACKAGE}-{__version__}.dist-info/METADATA"))
+        entry_points = wheel.read(f"{PACKAGE}-{__version__}.dist-info/entry_points.txt").decode()
+    package = {path for path in tracked_files() if path.startswith(f"{PACKAGE}/")}
+    dist_info = {
+        f"{PACKAGE}-{__version__}.dist-info/{name}"
+        for name in ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "licenses/LICENSE")
+    }
+    assert names == package | dist_info
+    assert metadata["Version"] == __version__
+    assert metadata["License-Expression"] == "Apache-2.0"
+    assert metadata["License-File"] == "LICENSE"
+    assert "provider_info = airflow_provider_sage200.get_provider_info:get_provider_info" in entry_points
+    assert "sage200 = airflow_provider_sage200.plugins.sage200_plugin:Sage200Plugin" in entry_points
+
+
+def test_one_version_source():
+    assert get_provider_info()["versions"][0] == __version__
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    # Keep a Changelog: the version being prepared is either released under its number or still Unreleased.
+    assert f"## [{__version__}]" in changelog or f"released as {__version__}" in changelog
+
+
+def test_licence_is_the_apache_2_text():
+    text = (REPO / "LICENSE").read_text()
+    assert text.lstrip().startswith("Apache License\n                           Version 2.0, January 2004")
+    assert "END OF TERMS AND CONDITIONS" in text
+    assert text.count("\n") > 190
+
+
+def test_twine_accepts_both(archives):
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, archives.values())],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
