@@ -1,14 +1,19 @@
 """Streaming record writers for exports: constant memory, and nothing at the destination until done.
 
 Records arrive page by page and are written straight to a temporary file next to the destination; only
-when the export succeeds is that file moved onto the destination name. A failed export removes the
-temporary file and leaves the destination untouched (no partial output).
+when the export succeeds is that file flushed to disk (``fsync``, local files) and moved onto the destination
+name. A failed export removes the temporary file and leaves the destination untouched (no partial output); a
+temporary file left by a killed export of the same destination is removed by the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
+import re
+import time
 import uuid
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any
@@ -85,11 +90,17 @@ class JsonArrayWriter(RecordWriter):
 
 
 class CsvWriter(RecordWriter):
-    """CSV with a stable column order (first-seen order of the first page); nested values as JSON text."""
+    """CSV with a stable column order (first-seen order of the first page); nested values as JSON text.
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    :param formula_guard: prefix ``'`` to text cells a spreadsheet would run as a formula (starting with ``=``,
+        ``+``, ``-``, ``@``, tab or carriage return, unless the text is a plain number), so a record's text
+        cannot run in whoever opens the file (CSV injection).
+    """
+
+    def __init__(self, stream: IO[bytes], formula_guard: bool = True) -> None:
         super().__init__(stream)
         self.columns: list[str] | None = None
+        self.formula_guard = formula_guard
 
     def write_page(self, page: Page) -> None:
         if not page:
@@ -105,7 +116,8 @@ class CsvWriter(RecordWriter):
                     f"CSV output: a record has fields {sorted(extra)} that the first page did not have, so "
                     "they have no column; use output_format='jsonl', or $select a fixed set of fields."
                 )
-        self._write_rows([[_cell(record.get(c)) for c in self.columns] for record in page])
+        cell = _guarded_cell if self.formula_guard else _cell
+        self._write_rows([[cell(record.get(c)) for c in self.columns] for record in page])
 
     def _write_rows(self, rows: Iterable[list[Any]]) -> None:
         text = io.StringIO()
@@ -117,6 +129,17 @@ def _cell(value: Any) -> Any:
     if isinstance(value, dict | list):
         return _dumps(value)
     return "" if value is None else value
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _guarded_cell(value: Any) -> Any:
+    value = _cell(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.match(value):
+        return "'" + value
+    return value
 
 
 class ParquetWriter(RecordWriter):
@@ -173,16 +196,26 @@ def check_output_format(output_format: str) -> str:
     return output_format
 
 
+# A temporary file untouched for this long belongs to an export that was killed (a running export writes every
+# page, and gives up retrying after [sage200] max_retry_seconds, 300 by default).
+STALE_TEMPORARY_SECONDS = 3600.0
+
+
 class AtomicExport:
-    """Context manager: write pages to ``<destination>.<random>.tmp``, move onto ``destination`` on success.
+    """Context manager: write pages to ``.<name>.<random>.tmp`` beside ``destination``, move it there on success.
 
     :param destination: where the finished file must appear (any ``ObjectStoragePath``).
     :param output_format: one of :data:`OUTPUT_FORMATS`.
+    :param csv_formula_guard: for ``csv``, escape cells a spreadsheet would run as formulas (see
+        :class:`CsvWriter`).
     """
 
-    def __init__(self, destination: ObjectStoragePath, output_format: str) -> None:
+    def __init__(
+        self, destination: ObjectStoragePath, output_format: str, *, csv_formula_guard: bool = True
+    ) -> None:
         self.destination = destination
         self.output_format = check_output_format(output_format)
+        self.csv_formula_guard = csv_formula_guard
         self.temporary = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp"
         self.bytes = 0
         self._stream: IO[bytes] | None = None
@@ -191,13 +224,26 @@ class AtomicExport:
     def __enter__(self) -> AtomicExport:
         try:
             self.destination.parent.mkdir(parents=True, exist_ok=True)
+            self._remove_stale_temporaries()
             self._stream = self.temporary.open("wb")
         except OSError as exc:
             raise Sage200ConfigError(
                 f"Cannot write to output location {str(self.destination.parent)!r}: {exc.strerror or exc}."
             ) from None
-        self._writer = _WRITERS[self.output_format](self._stream)
+        writer = _WRITERS[self.output_format]
+        if writer is CsvWriter:
+            self._writer = CsvWriter(self._stream, formula_guard=self.csv_formula_guard)
+        else:
+            self._writer = writer(self._stream)
         return self
+
+    def _remove_stale_temporaries(self) -> None:
+        """Remove temporary files of this destination that a killed export left (best effort)."""
+        cutoff = time.time() - STALE_TEMPORARY_SECONDS
+        for path in self.destination.parent.glob(f".{glob_escape(self.destination.name)}.*.tmp"):
+            with contextlib.suppress(OSError, AttributeError, TypeError, ValueError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     @property
     def accepts_raw(self) -> bool:
@@ -213,10 +259,39 @@ class AtomicExport:
         try:
             if exc_type is None:
                 self._writer.close()
+                _sync_file(self._stream)
             self._stream.close()
             if exc_type is None:
                 self.bytes = self.temporary.stat().st_size
                 self.temporary.rename(self.destination)
+                _sync_directory(self.destination)
         finally:
             if self.temporary.exists():
                 self.temporary.unlink()
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _local_path(path: ObjectStoragePath) -> str | None:
+    return path.path if getattr(path, "protocol", "file") in ("file", "local", "") else None
+
+
+def _sync_file(stream: IO[bytes]) -> None:
+    """Put the written bytes on disk before the rename makes them the destination (local files only)."""
+    stream.flush()
+    with contextlib.suppress(AttributeError, io.UnsupportedOperation, OSError):
+        os.fsync(stream.fileno())
+
+
+def _sync_directory(destination: ObjectStoragePath) -> None:
+    """Make the rename itself durable: fsync the directory that holds the destination (local files only)."""
+    local = _local_path(destination)
+    if local is None:
+        return
+    fd = os.open(os.path.dirname(local) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

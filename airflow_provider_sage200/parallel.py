@@ -22,13 +22,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_provider_sage200.exceptions import Sage200ClientError, Sage200ConfigError
-from airflow_provider_sage200.query import Page, and_filters, last_id
+from airflow_provider_sage200.query import Page, PageCheck, and_filters, iter_pages, last_id, record_count
 
 if TYPE_CHECKING:
     import requests
 
 MAX_CONCURRENCY = 16
 DEFAULT_MAX_CONCURRENCY = 4
+# The most ranges a plan holds, whatever highest id or count the server claims: wider ranges beyond it (each
+# read by key until it is exhausted) keep memory and the number of empty-range requests bounded.
+MAX_RANGES = 10_000
+# Without a count the highest id alone says nothing of how many records there are (ids may be sparse).
+MAX_RANGES_WITHOUT_COUNT = 64
 
 Fetch = Callable[[dict[str, str]], Page]
 
@@ -56,13 +61,16 @@ def plan_ranges(low: int, high: int, count: int | None, page_size: int) -> list[
 
     Dense ids (``count`` equal to the span) get ranges of exactly ``page_size`` ids, so each range costs one
     request. Sparse ids get ranges sized for 80% of a page, so few of them overflow into a second request.
-    Without a count the ids are assumed dense.
+    Without a count the ids are assumed dense. At most :data:`MAX_RANGES` ranges are planned
+    (:data:`MAX_RANGES_WITHOUT_COUNT` without a count), so neither memory nor the number of requests for empty
+    ranges follows from what the server claims.
     """
     span = high - low + 1
     if count is None or count <= 0 or count >= span:
         width = page_size
     else:
         width = max(1, int(page_size * 0.8 * span / count))
+    width = max(width, -(-span // (MAX_RANGES if count else MAX_RANGES_WITHOUT_COUNT)))
     starts = range(low, high + 1, width)
     ranges = [KeyRange(start - 1, start + width) for start in starts]
     ranges[-1] = KeyRange(ranges[-1].after, None)
@@ -151,7 +159,7 @@ def find_upper_bound(
         try:
             return count({**base, "$count": "true"})
         except Sage200ClientError:
-            return None
+            return None  # $count refused: plan without it
 
     last = pool.submit(fetch, {**base, "$orderby": "id desc", "$top": "1", "$select": "id"})
     matching = pool.submit(total)
@@ -165,11 +173,18 @@ def iter_pages_parallel(
     query: Mapping[str, str],
     page_size: int,
     max_concurrency: int,
+    *,
+    endpoint: str = "collection",
 ) -> Iterator[Page]:
     """Yield the pages of a key-paged collection in ``id`` order, reading up to ``max_concurrency`` at once.
 
     ``query`` must be key-pageable (no ``$skip``, no ``$top``, ``$orderby`` absent or ``id``); ``fetch`` reads
-    one page, ``count`` answers a ``$count=true`` request. Both must be safe to call from several threads.
+    one page, ``count`` answers a ``$count=true`` request (checked with
+    :func:`~airflow_provider_sage200.query.record_count`). Both must be safe to call from several threads.
+
+    A short page ends a range only because the first, full page proved the server honours ``$top``; a first
+    page shorter than asked (a server capping ``$top``) makes the rest of the read sequential, until an empty page.
+    Every page is checked as :class:`~airflow_provider_sage200.query.PageCheck` says, against its range.
     """
     query = {k: v for k, v in query.items() if k not in ("$orderby", "$count")}
     select = query.get("$select")
@@ -178,7 +193,7 @@ def iter_pages_parallel(
     user_filter = query.get("$filter")
     pool = ThreadPoolExecutor(max_workers=max(max_concurrency, 3), thread_name_prefix="sage200-page")
     try:
-        yield from _read_ranges(fetch, count, query, user_filter, page_size, max_concurrency, pool)
+        yield from _read_ranges(fetch, count, query, user_filter, page_size, max_concurrency, pool, endpoint)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -191,20 +206,33 @@ def _read_ranges(
     page_size: int,
     max_concurrency: int,
     pool: Executor,
+    endpoint: str,
 ) -> Iterator[Page]:
+    check = PageCheck(endpoint)
+
     def read(key_range: KeyRange | None) -> Page:
         params = dict(query, **{"$orderby": "id", "$top": str(page_size)})
         if key_range is not None:
             params["$filter"] = and_filters(user_filter, key_range.filter())
-        return fetch(params)
+        page = fetch(params)
+        if key_range is None:
+            check.key_page(page, page_size, None)
+        else:
+            check.key_page(page, page_size, key_range.after, key_range.end)
+        return page
 
     first = read(None)
-    if first:
-        yield first
-    if len(first) < page_size:
+    if not first:
         return
+    yield first
     after = last_id(first)
-    high, matching = find_upper_bound(fetch, count, user_filter, pool)
+    if len(first) < page_size:
+        # Short, and nothing proves the server honours $top: read on, one page after another.
+        yield from iter_pages(fetch, query, page_size, endpoint=endpoint, after=after)
+        return
+    high, matching = find_upper_bound(
+        fetch, lambda params: record_count(count(params), endpoint), user_filter, pool
+    )
     if high is None or high <= after:
         # Nothing beyond the first page when planned; one open-ended read still picks up new records.
         ranges = [KeyRange(after, None)]

@@ -6,13 +6,14 @@ what would be right, and nothing reaches Sage.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import msgspec
 
-from airflow_provider_sage200.exceptions import Sage200ConfigError
+from airflow_provider_sage200.exceptions import Sage200ConfigError, Sage200ServerError
 
 MAX_TOP = 5000
 DEFAULT_PAGE_SIZE = 500
@@ -142,13 +143,23 @@ def iter_pages(
     fetch: Callable[[dict[str, str]], Page],
     query: Mapping[str, str],
     page_size: int = DEFAULT_PAGE_SIZE,
+    *,
+    endpoint: str = "collection",
+    after: int | None = None,
 ) -> Iterator[Page]:
     """Yield the pages of a collection, asking ``fetch(params)`` for each.
 
     By default pages are read by key: ``$orderby=id``, ``$filter=(<yours>) and id gt <last id>``,
     ``$top=page_size``. Unlike ``$skip``, this cannot skip or repeat a record when records change while
     the export runs. When the caller sets ``$orderby`` (another field) or ``$skip``, offset paging is used:
-    same order, ``$skip`` advancing by the page size. A caller's ``$top`` caps the total.
+    same order, ``$skip`` advancing by the records that arrived. A caller's ``$top`` caps the total.
+
+    The server is not trusted (:class:`PageCheck`): every page is checked, and a page shorter than asked ends
+    the read only once a full page of at least that size has proven the server honours ``$top`` (older Sage 200
+    Professional builds silently cap it); otherwise the read goes on until an empty page.
+
+    :param endpoint: named in errors.
+    :param after: key paging only: start after this id.
     """
     query = dict(query)
     limit = int(query.pop("$top")) if "$top" in query else None
@@ -161,7 +172,7 @@ def iter_pages(
             query["$select"] = f"{select},id"
     skip = int(query.pop("$skip", 0))
     user_filter = query.get("$filter")
-    after: int | None = None
+    check = PageCheck(endpoint)
     remaining = limit
     while remaining is None or remaining > 0:
         size = page_size if remaining is None else min(page_size, remaining)
@@ -174,26 +185,146 @@ def iter_pages(
         elif skip:
             params["$skip"] = str(skip)
         page = fetch(params)
-        if page:
-            yield page
-        if len(page) < size:
+        ids = check.key_page(page, size, after) if key_paging else check.offset_page(page, size, skip)
+        if not page:
+            return
+        yield page
+        if check.proves_end(page, size):
             return
         if remaining is not None:
             remaining -= len(page)
         if key_paging:
-            after = last_id(page)
+            after = ids[-1]
         else:
             skip += len(page)
 
 
+class _Id(msgspec.Struct):
+    id: Any = None
+
+
+_ID_DECODER = msgspec.json.Decoder(_Id)
+
+
+def _bad_page(endpoint: str, message: str) -> Sage200ServerError:
+    return Sage200ServerError(
+        f"{message}; nothing was written (the server does not behave as Sage 200 does)",
+        method="GET",
+        endpoint=endpoint,
+    )
+
+
+class PageCheck:
+    """What every page of one read must satisfy; raises :class:`Sage200ServerError` naming what is wrong.
+
+    Records are JSON objects; a page holds no more records than ``$top`` asked for; with key paging, ids are
+    whole numbers strictly increasing past the previous page's last id and inside the range asked for (a server
+    that ignores ``$filter``, answers ids going down or repeats the boundary record would otherwise loop forever
+    or export duplicates). ``honoured`` is the largest ``$top`` a full page has proven the server honours.
+    """
+
+    def __init__(self, endpoint: str, honoured: int = 0) -> None:
+        self.endpoint = endpoint
+        self.honoured = honoured
+        self._previous_ids: frozenset[int] = frozenset()
+
+    def proves_end(self, page: Page, asked: int) -> bool:
+        """Whether no record can follow ``page``: it is short, and the server is known to honour ``asked``."""
+        if len(page) >= asked:
+            self.honoured = max(self.honoured, asked)
+            return False
+        return asked <= self.honoured
+
+    def key_page(self, page: Page, asked: int, after: int | None, end: int | None = None) -> list[int]:
+        """Check a key-paged page (``id gt after`` [``and id lt end``]) and return its ids."""
+        self._shape(page, asked)
+        ids = page_ids(page)
+        previous = after
+        for index, value in enumerate(ids):
+            if previous is not None and value <= previous:
+                where = (
+                    f"id {value} is not after the previous page's last id {after}"
+                    if index == 0
+                    else f"ids are not in increasing order ({previous} then {value})"
+                )
+                asked_for = (
+                    "records in id order" if after is None else f"records with id > {after} in id order"
+                )
+                raise _bad_page(self.endpoint, f"asked for {asked_for}, but {where}")
+            previous = value
+        if end is not None and ids and ids[-1] >= end:
+            raise _bad_page(
+                self.endpoint,
+                f"id {ids[-1]} is outside the range asked for (id > {after} and id < {end}): the server ignores "
+                "$filter",
+            )
+        return ids
+
+    def offset_page(self, page: Page, asked: int, skip: int) -> list[int] | None:
+        """Check an offset-paged page; a page repeating the previous page's records means ``$skip`` is ignored."""
+        self._shape(page, asked)
+        try:
+            ids = frozenset(page_ids(page))
+        except Sage200ConfigError:
+            return None
+        if ids and ids & self._previous_ids:
+            raise _bad_page(
+                self.endpoint,
+                f"$skip={skip} answered records already read (ids {sorted(ids & self._previous_ids)[:3]}…): the "
+                "server ignores $skip",
+            )
+        self._previous_ids = ids
+        return None
+
+    def _shape(self, page: Page, asked: int) -> None:
+        if len(page) > asked:
+            raise _bad_page(self.endpoint, f"the server returned {len(page)} records for $top={asked}")
+        for index, record in enumerate(page, 1):
+            if isinstance(record, msgspec.Raw):
+                if memoryview(record)[:1].tobytes() != b"{":
+                    kind = type(msgspec.json.decode(record)).__name__
+                    raise _bad_page(
+                        self.endpoint, f"record {index} of the page is a {kind}, not a JSON object"
+                    )
+                try:
+                    codecs.utf_8_decode(record, "strict", True)
+                except UnicodeDecodeError as exc:
+                    raise _bad_page(
+                        self.endpoint,
+                        f"record {index} of the page is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at "
+                        f"offset {exc.start} of the record): Sage 200 sends UTF-8, so the body is corrupt or not "
+                        "from the Sage 200 API",
+                    ) from None
+            elif not isinstance(record, dict):
+                raise _bad_page(
+                    self.endpoint,
+                    f"record {index} of the page is a {type(record).__name__}, not a JSON object",
+                )
+
+
+def page_ids(page: Page) -> list[int]:
+    """The ``id`` of every record, in order (:class:`Sage200ConfigError` when one has no whole-number id)."""
+    ids = []
+    for record in page:
+        value = _ID_DECODER.decode(record).id if isinstance(record, msgspec.Raw) else record.get("id")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise Sage200ConfigError(
+                "Key paging needs a numeric 'id' on every record, and this resource returned none; set "
+                "query={'$orderby': '<field>'} to page by offset instead."
+            )
+        ids.append(value)
+    return ids
+
+
 def last_id(page: Page) -> int:
-    record = page[-1]
-    if isinstance(record, msgspec.Raw):
-        record = msgspec.json.decode(record)
-    value = record.get("id") if isinstance(record, dict) else None
-    if not isinstance(value, int):
-        raise Sage200ConfigError(
-            "Key paging needs a numeric 'id' on every record, and this resource returned none; set "
-            "query={'$orderby': '<field>'} to page by offset instead."
+    return page_ids(page[-1:])[0]
+
+
+def record_count(value: Any, endpoint: str) -> int:
+    """Check the answer to ``$count=true``: a whole number, 0 or more."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        shown = type(value).__name__ if not isinstance(value, int) else repr(value)
+        raise Sage200ServerError(
+            f"$count=true must answer a number of records, got {shown}", method="GET", endpoint=endpoint
         )
     return value

@@ -360,14 +360,14 @@ class Sage200Hook(BaseHook):
             return page
 
         if limiter is None or "$top" in query or not uses_key_paging(query):
-            yield from iter_pages(fetch, query, page_size)
+            yield from iter_pages(fetch, query, page_size, endpoint=endpoint)
             return
 
-        def count(count_params: dict[str, str]) -> int:
-            return int(self.send(endpoint, query=count_params))
+        def count(count_params: dict[str, str]) -> Any:
+            return self.send(endpoint, query=count_params)
 
         self.get_access_token()  # one refresh, if due, before the workers start
-        yield from iter_pages_parallel(fetch, count, query, page_size, max_concurrency)
+        yield from iter_pages_parallel(fetch, count, query, page_size, max_concurrency, endpoint=endpoint)
 
     def get_sites(self) -> list[dict[str, Any]]:
         """Return the site/company pairs the consenting user can reach (for X-Site / X-Company)."""

@@ -137,7 +137,9 @@ class Sage200GetOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         query = self.effective_query(context)
         if "$count" in query:
-            return self.hook.send(self.endpoint, query=query)
+            from airflow_provider_sage200.query import record_count
+
+            return record_count(self.hook.send(self.endpoint, query=query), self.endpoint)
         if self.output_uri:
             return self._export_to_file(query)
         return self._export_to_xcom(query)
