@@ -11,7 +11,7 @@ import secrets
 import sys
 from typing import TextIO
 
-from airflow_provider_sage200.cli.login import open_browser, parse_redirect, pkce_pair, wait_for_callback
+from airflow_provider_sage200.cli.login import CallbackServer, open_browser, parse_redirect, pkce_pair
 from airflow_provider_sage200.exceptions import Sage200Error
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 from airflow_provider_sage200.version_compat import AirflowNotFoundException
@@ -23,21 +23,25 @@ def auth_login(
     no_browser: bool = False,
     paste: bool = False,
     timeout: float = 300,
-    pkce: bool = False,
+    pkce: bool = True,
     out: TextIO = sys.stdout,
     stdin: TextIO = sys.stdin,
 ) -> int:
-    """Run the authorization-code grant once and store the first token."""
+    """Run the authorization-code grant once and store the first token.
+
+    The loopback callback listens before the consent URL is printed, so a port in use fails first.
+    """
     hook = Sage200Hook(conn_id)
     redirect_uri = hook.config.redirect_uri
     state = secrets.token_urlsafe(24)
+    callback = None if paste else CallbackServer(redirect_uri, state)
     verifier, challenge = pkce_pair() if pkce else (None, None)
     url = hook.authorization_url(state, redirect_uri, code_challenge=challenge)
     print(
         f"Open this URL, sign in with the Sage ID user whose data Airflow will read:\n\n  {url}\n", file=out
     )
     out.flush()
-    if paste:
+    if callback is None:
         print("Then paste the full URL your browser was redirected to:", file=out)
         result = parse_redirect(stdin.readline().strip(), state)
     else:
@@ -45,7 +49,7 @@ def auth_login(
             open_browser(url)
         print(f"Waiting for the redirect on {redirect_uri} (up to {timeout:.0f}s)...", file=out)
         out.flush()
-        result = wait_for_callback(redirect_uri, state, timeout)
+        result = callback.wait(timeout)
     if result.code is None:
         print(f"Consent failed: {result.error}", file=sys.stderr)
         return 1

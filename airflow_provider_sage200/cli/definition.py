@@ -5,6 +5,8 @@ Kept light: the actions are imported only when a command runs.
 
 from __future__ import annotations
 
+import argparse
+
 from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
 _CONN_ID = Arg(
@@ -27,7 +29,12 @@ def get_sage200_cli_commands() -> list[GroupCommand]:
         Arg(("--no-browser",), action="store_true", help="print the URL only"),
         Arg(("--paste",), action="store_true", help="paste the redirect URL"),
         Arg(("--timeout",), type=float, default=300, help="seconds to wait for the redirect"),
-        Arg(("--pkce",), action="store_true", help="send a PKCE challenge"),
+        Arg(
+            ("--pkce",),
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="send a PKCE challenge (default; --no-pkce only for a client that refuses it)",
+        ),
     )
     check = _action(
         "check",

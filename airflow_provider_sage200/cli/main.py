@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
             "login",
             help="one-time consent (authorization-code grant); stores the first token",
             description="Prints the Sage ID consent URL, waits for the redirect on the connection's loopback "
-            "redirect_uri (127.0.0.1 only, one request, state checked) and stores the token Variable.",
+            "redirect_uri (127.0.0.1 only, state checked, forged requests ignored) and stores the token Variable.",
         )
     )
     login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
@@ -35,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--paste", action="store_true", help="paste the redirect URL instead of a callback server"
     )
     login.add_argument("--timeout", type=float, default=300, help="seconds to wait for the redirect")
-    login.add_argument("--pkce", action="store_true", help="also send a PKCE S256 challenge")
+    login.add_argument(
+        "--pkce",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send a PKCE S256 challenge (default; --no-pkce only for a client that refuses it)",
+    )
 
     token = commands.add_parser("token", help="inspect or refresh the stored tokens").add_subparsers(
         dest="action", required=True

@@ -68,3 +68,21 @@ def open_state(state: str, user: str) -> ConsentState:
             raise ValueError("this consent response was already used")
         _used_nonces[sealed.nonce] = sealed.expires_at
     return sealed
+
+
+NOTICE_TTL_SECONDS = 300
+
+
+def seal_notice(text: str) -> str:
+    """A notice for the token page, sealed so the page shows only messages it wrote itself."""
+    return _fernet().encrypt(text.encode()).decode()
+
+
+def open_notice(sealed: str | None) -> str | None:
+    """The text of a notice sealed here in the last few minutes; ``None`` for anything else."""
+    if not sealed:
+        return None
+    try:
+        return _fernet().decrypt(sealed.encode(), ttl=NOTICE_TTL_SECONDS).decode()
+    except Exception:
+        return None

@@ -1,22 +1,25 @@
 """The "Sage 200 tokens" page: token status per connection, "Refresh now" and "Get new token" with the OAuth callback.
 
 Served by the API server under ``/sage200``. Every route needs an authenticated Airflow user allowed to edit
-Variables; actions are POSTs (the session cookie is SameSite=Lax, so other sites cannot post them), and no token
-value is ever rendered.
+Variables. Actions are POSTs, and a POST authenticated by the session cookie must come from the Airflow UI's own
+origin (``Origin``, else ``Referer``, equal to ``[api] base_url``'s): the cookie is SameSite=Lax, which another
+site on the same registrable domain would get past. Notices are sealed with the Fernet key, so the page shows
+only messages it wrote itself, and the OAuth callback URL comes from ``[api] base_url``, never from the request's
+``Host`` header. No token value is ever rendered.
 """
 
 from __future__ import annotations
 
 import html
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_variable
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from airflow_provider_sage200.cli.login import pkce_pair
-from airflow_provider_sage200.plugins.oauth_state import open_state, seal
+from airflow_provider_sage200.cli.login import pkce_pair, printable
+from airflow_provider_sage200.plugins.oauth_state import open_notice, open_state, seal, seal_notice
 
 
 def _sage200_conn_ids() -> list[str]:
@@ -28,9 +31,40 @@ def _sage200_conn_ids() -> list[str]:
     return sorted(row[0] for row in rows)
 
 
-def _callback_url(request: Request) -> str:
-    """``<Airflow base URL>/sage200/oauth/callback``: the redirect URI to register with Sage."""
-    return str(request.url_for("callback"))
+def _base_url() -> str:
+    from airflow.configuration import conf
+
+    base_url = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    if not urlsplit(base_url).netloc:
+        raise HTTPException(
+            500,
+            "The Sage 200 token page needs [api] base_url (the URL people open Airflow at, e.g. "
+            "https://airflow.example.com): the OAuth callback URL and the allowed origin are built from it.",
+        )
+    return base_url
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _callback_url() -> str:
+    """``<[api] base_url>/sage200/oauth/callback``: the redirect URI to register with Sage."""
+    return f"{_base_url()}/sage200/oauth/callback"
+
+
+def same_origin(request: Request) -> None:
+    """Refuse a cookie-authenticated POST that did not come from the Airflow UI's own origin (CSRF)."""
+    if request.headers.get("authorization"):
+        return  # a bearer token: a browser never attaches one to another site's request
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    if not sent or _origin(sent) != _origin(_base_url()):
+        raise HTTPException(403, "This action must be started from the Sage 200 tokens page of this Airflow.")
+
+
+def _notice_redirect(path: str, kind: str, text: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?" + urlencode({kind: seal_notice(text)}), status_code=303)
 
 
 def _card(conn_id: str) -> str:
@@ -67,6 +101,7 @@ def _card(conn_id: str) -> str:
 
 def _page(message: str | None = None, error: str | None = None) -> HTMLResponse:
     notice = ""
+    message, error = open_notice(message), open_notice(error)
     if message:
         notice = f"<p class='message'>{html.escape(message)}</p>"
     if error:
@@ -83,34 +118,33 @@ def _page(message: str | None = None, error: str | None = None) -> HTMLResponse:
 def create_app() -> FastAPI:
     app = FastAPI(title="Sage 200 tokens", docs_url=None, redoc_url=None, openapi_url=None)
     can_edit_variables = [Depends(requires_access_variable("PUT"))]
+    can_act = [*can_edit_variables, Depends(same_origin)]
 
     @app.get("/", response_class=HTMLResponse, dependencies=can_edit_variables)
     def index(message: str | None = None, error: str | None = None) -> HTMLResponse:
         return _page(message, error)
 
-    @app.post("/connections/{conn_id}/refresh", dependencies=can_edit_variables)
+    @app.post("/connections/{conn_id}/refresh", dependencies=can_act)
     def refresh(conn_id: str) -> RedirectResponse:
         from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 
         try:
             Sage200Hook(conn_id).refresh(force=True)
-            query = {"message": f"Refreshed the token of {conn_id}."}
+            return _notice_redirect("../../", "message", f"Refreshed the token of {conn_id}.")
         except Exception as exc:
-            query = {"error": f"Refresh of {conn_id} failed: {exc}"}
-        return RedirectResponse("../../?" + urlencode(query), status_code=303)
+            return _notice_redirect("../../", "error", f"Refresh of {conn_id} failed: {exc}")
 
-    @app.post("/connections/{conn_id}/authorize", dependencies=can_edit_variables)
-    def authorize(conn_id: str, request: Request, user: GetUserDep) -> RedirectResponse:
+    @app.post("/connections/{conn_id}/authorize", dependencies=can_act)
+    def authorize(conn_id: str, user: GetUserDep) -> RedirectResponse:
         from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 
         verifier, challenge = pkce_pair()
         state = seal(user.get_id(), conn_id, verifier)
-        url = Sage200Hook(conn_id).authorization_url(state, _callback_url(request), code_challenge=challenge)
+        url = Sage200Hook(conn_id).authorization_url(state, _callback_url(), code_challenge=challenge)
         return RedirectResponse(url, status_code=303)
 
     @app.get("/oauth/callback", dependencies=can_edit_variables)
     def callback(
-        request: Request,
         user: GetUserDep,
         state: str = "",
         code: str | None = None,
@@ -126,21 +160,18 @@ def create_app() -> FastAPI:
         try:
             sealed = open_state(state, user.get_id())
         except ValueError as exc:
-            return RedirectResponse(
-                "../?" + urlencode({"error": f"Consent refused: {exc}."}), status_code=303
-            )
+            return _notice_redirect("../", "error", f"Consent refused: {exc}.")
         if error or not code:
             detail = f"{error}: {error_description}" if error else "no authorization code"
-            return RedirectResponse("../?" + urlencode({"error": f"Sage ID said {detail}"}), status_code=303)
+            return _notice_redirect("../", "error", printable(f"Sage ID said {detail}"))
         try:
-            status = Sage200Hook(sealed.conn_id).exchange_code(
-                code, _callback_url(request), sealed.code_verifier
-            )
-            query = {
-                "message": f"New token stored for {sealed.conn_id}; refresh token expires {status.refresh_token_expires_at}."
-            }
+            status = Sage200Hook(sealed.conn_id).exchange_code(code, _callback_url(), sealed.code_verifier)
         except Exception as exc:
-            query = {"error": f"Code exchange failed: {exc}"}
-        return RedirectResponse("../?" + urlencode(query), status_code=303)
+            return _notice_redirect("../", "error", f"Code exchange failed: {exc}")
+        return _notice_redirect(
+            "../",
+            "message",
+            f"New token stored for {sealed.conn_id}; refresh token expires {status.refresh_token_expires_at}.",
+        )
 
     return app

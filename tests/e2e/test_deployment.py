@@ -106,3 +106,52 @@ def test_a_secret_masked_in_a_task_is_hidden_from_its_log_on_a_real_worker(deplo
     log = "".join(p.read_text() for p in (deployment.home / "logs" / "dag_id=e2e_masking").rglob("*.log"))
     assert "a library logs ***" in log and "task code prints ***" in log
     assert MASKING_PROBE not in log
+
+
+def test_token_page_refuses_forged_posts_foreign_notices_and_a_spoofed_host(deployment):
+    """Defect 13: a cookie-authenticated POST from another origin is refused; only notices the page sealed are
+    shown; the OAuth callback URL comes from [api] base_url, whatever Host the request names."""
+    page = f"{deployment.url}/sage200/"
+    cookie = {"_token": deployment.token}
+    grants = deployment.emulator.client.stats()["token_grants"]["refresh_token"]
+    for origin in ("https://evil.example", None):
+        headers = {"Origin": origin} if origin else {}
+        forged = requests.post(
+            f"{page}connections/sage200_default/refresh",
+            cookies=cookie,
+            headers=headers,
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert forged.status_code == 403, (origin, forged.status_code)
+    assert deployment.emulator.client.stats()["token_grants"]["refresh_token"] == grants
+    own = requests.post(
+        f"{page}connections/sage200_default/refresh",
+        cookies=cookie,
+        headers={"Origin": deployment.url},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert own.status_code == 303
+    notice = requests.get(
+        f"{deployment.url}/sage200/{own.headers['location'].lstrip('./')}", cookies=cookie, timeout=30
+    )
+    assert "Refreshed the token of sage200_default." in notice.text
+
+    spoofed = requests.get(
+        page, params={"message": "Call +44 0000 to keep your token"}, cookies=cookie, timeout=30
+    )
+    assert spoofed.ok and "Call +44 0000" not in spoofed.text
+
+    start = requests.post(
+        f"{page}connections/sage200_default/authorize",
+        cookies=cookie,
+        headers={"Origin": deployment.url, "Host": "evil.example"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert start.status_code == 303
+    assert "evil.example" not in start.headers["location"]
+    assert (
+        requests.utils.quote(f"{deployment.url}/sage200/oauth/callback", safe="") in start.headers["location"]
+    )

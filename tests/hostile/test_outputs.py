@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_sage200.exceptions import Sage200ServerError
 from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
-from airflow_provider_sage200.outputs import STALE_TEMPORARY_SECONDS, AtomicExport
+from airflow_provider_sage200.outputs import AtomicExport
 from tests.hostile.server import Collection, HostileServer
 
 
@@ -87,6 +87,8 @@ def test_export_fsyncs_the_file_and_its_directory(tmp_path, monkeypatch):
 def test_stale_temporary_files_of_the_destination_are_removed(tmp_path):
     """Defect 15: a killed export's temporary file is removed by the next export of the same destination."""
     from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_sage200.outputs import STALE_TEMPORARY_SECONDS
 
     stale = tmp_path / ".orders.jsonl.deadbeef.tmp"
     fresh = tmp_path / ".orders.jsonl.0badc0de.tmp"  # perhaps another export still running
