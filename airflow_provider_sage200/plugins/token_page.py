@@ -32,7 +32,7 @@ def _sage200_conn_ids() -> list[str]:
 
 
 def _base_url() -> str:
-    from airflow.configuration import conf
+    from airflow_provider_sage200.version_compat import conf
 
     base_url = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
     if not urlsplit(base_url).netloc:

@@ -66,7 +66,7 @@ def test_csv_cells_that_are_formulas_are_escaped(tmp_path, connect):
 
 def test_export_fsyncs_the_file_and_its_directory(tmp_path, monkeypatch):
     """Defect 15: the temporary file is fsynced before the rename, and the directory after it."""
-    from airflow.sdk import ObjectStoragePath
+    from airflow_provider_sage200.version_compat import ObjectStoragePath
 
     synced: list[str] = []
     real_fsync = os.fsync
@@ -86,7 +86,7 @@ def test_export_fsyncs_the_file_and_its_directory(tmp_path, monkeypatch):
 
 def test_stale_temporary_files_of_the_destination_are_removed(tmp_path):
     """Defect 15: a killed export's temporary file is removed by the next export of the same destination."""
-    from airflow.sdk import ObjectStoragePath
+    from airflow_provider_sage200.version_compat import ObjectStoragePath
 
     from airflow_provider_sage200.outputs import STALE_TEMPORARY_SECONDS
 
