@@ -86,9 +86,8 @@ def test_export_fsyncs_the_file_and_its_directory(tmp_path, monkeypatch):
 
 def test_stale_temporary_files_of_the_destination_are_removed(tmp_path):
     """Defect 15: a killed export's temporary file is removed by the next export of the same destination."""
-    from airflow_provider_sage200.version_compat import ObjectStoragePath
-
     from airflow_provider_sage200.outputs import STALE_TEMPORARY_SECONDS
+    from airflow_provider_sage200.version_compat import ObjectStoragePath
 
     stale = tmp_path / ".orders.jsonl.deadbeef.tmp"
     fresh = tmp_path / ".orders.jsonl.0badc0de.tmp"  # perhaps another export still running
