@@ -47,9 +47,10 @@ Play = Callable[[Request], Reply]
 
 
 class HostileServer:
-    """``ThreadingHTTPServer`` on 127.0.0.1 playing ``play``; ``requests`` lists what reached it."""
+    """``ThreadingHTTPServer`` on ``host`` (127.0.0.2 plays another host) playing ``play``; ``requests`` lists
+    what reached it."""
 
-    def __init__(self, play: Play, *, max_requests: int = 200) -> None:
+    def __init__(self, play: Play, *, max_requests: int = 200, host: str = "127.0.0.1") -> None:
         self.play = play
         self.max_requests = max_requests
         self.requests: list[Request] = []
@@ -85,10 +86,10 @@ class HostileServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer((host, 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> HostileServer:
