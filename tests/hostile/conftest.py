@@ -35,7 +35,7 @@ def connect(monkeypatch, airflow_db):
     """``connect(server, token=...)``: point connection ``sage200_default`` at ``server``, store ``token``."""
     from airflow.models.variable import Variable
 
-    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+    from airflow_provider_sage200.token_provider import Sage200TokenProvider
 
     def connect(server: HostileServer, token: dict | None = None, **extra) -> str:
         variable = f"sage200_token__{os.urandom(4).hex()}"
@@ -52,7 +52,7 @@ def connect(monkeypatch, airflow_db):
         conn = {"conn_type": "sage200", "login": "hostile-client", "password": CLIENT_SECRET, "extra": fields}
         monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
         Variable.set(variable, json.dumps(token or far_future_token()))
-        Sage200Hook._token_cache.clear()
+        Sage200TokenProvider.clear_cache()
         return variable
 
     return connect
