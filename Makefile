@@ -7,7 +7,7 @@ DLT_PYTHON := benchmarks/.venv-dlt/bin/python
 # Some machines set PYTHONDONTWRITEBYTECODE; every Airflow subprocess would then recompile Airflow from source.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv browser test lint unit demo e2e soak bench docs dist screenshots audit clean
+.PHONY: venv browser topology-packages test lint unit demo e2e topology soak soak-celery bench docs dist screenshots audit clean
 
 venv: $(STAMP)
 
@@ -23,15 +23,26 @@ browser:
 		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
 		|| echo "chromium could not be installed: the browser tests will be skipped"
 
+# Debian's libfaketime for the production-topology clock-skew test (needs root and apt; PostgreSQL's server binaries,
+# redis-server and iproute2 come with the machine). Without them the topology tests are skipped, saying why.
+topology-packages:
+	@test -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 || apt-get install -y -q libfaketime >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libfaketime >/dev/null 2>&1) \
+		|| echo "libfaketime could not be installed: the topology tests will be skipped"
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint browser
+test: lint browser topology-packages
 	$(BIN)/pytest
 
 e2e: venv
 	$(BIN)/pytest -m e2e
+
+# The production topology alone: CeleryExecutor on PostgreSQL and Redis, three worker hosts in network namespaces.
+topology: venv topology-packages
+	$(BIN)/pytest -m topology
 
 # Export benchmark against HttpOperator and dlt (dlt in its own environment); writes docs/performance.md.
 # Not part of `make test`. Options: make bench BENCH_ARGS='--quick' (smoke run), see benchmarks/README.md.
@@ -45,6 +56,10 @@ $(DLT_PYTHON):
 # The long soak: 16 workers on a 5-second token, 10 minutes of calls in waves of 200 s (make test runs it for 75 s).
 soak: venv
 	SAGE200_SOAK_SECONDS=600 $(BIN)/pytest -s tests/e2e/test_soak.py
+
+# The long soak on the production topology: 10 minutes of calls from three Celery worker hosts (make test: 2 minutes).
+soak-celery: venv topology-packages
+	SAGE200_CELERY_SOAK_SECONDS=600 $(BIN)/pytest -s tests/topology/test_soak_celery.py
 
 docs: venv
 	$(BIN)/mkdocs build --strict --site-dir .site

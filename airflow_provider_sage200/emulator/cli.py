@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=8200, help="port (default: %(default)s)")
     parser.add_argument("--config-json", help="a JSON file of settings (EmulatorConfig fields)")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain) file")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     for name, (kind, help_text) in _FLAGS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=help_text)
     parser.add_argument("--no-reuse-detection", action="store_true", help="do not revoke families on reuse")
@@ -59,5 +61,10 @@ def run_from_args(args: argparse.Namespace) -> None:
     from airflow_provider_sage200.emulator.server import run
 
     config = config_from_args(args)
-    print(f"Sage 200 emulator on http://{args.host}:{args.port}  (client_id {config.client_id})", flush=True)
-    run(config, args.host, args.port)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither.")
+    scheme = "https" if args.tls_cert else "http"
+    print(
+        f"Sage 200 emulator on {scheme}://{args.host}:{args.port}  (client_id {config.client_id})", flush=True
+    )
+    run(config, args.host, args.port, (args.tls_cert, args.tls_key) if args.tls_cert else None)

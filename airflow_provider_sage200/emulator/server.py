@@ -20,13 +20,30 @@ from airflow_provider_sage200.emulator.config import EmulatorConfig
 EDITION_PATHS = {"standard": "sage200", "professional": "sage200extra"}
 
 
-def run(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8200) -> None:
-    """Serve the emulator until interrupted."""
+def run(
+    config: EmulatorConfig,
+    host: str = "127.0.0.1",
+    port: int = 8200,
+    tls: tuple[str, str] | None = None,
+) -> None:
+    """Serve the emulator until interrupted.
+
+    :param tls: ``(certificate file, key file)`` to serve HTTPS, as Sage does; plain HTTP without it.
+    """
     import uvicorn
 
     from airflow_provider_sage200.emulator.app import make_app
 
-    uvicorn.run(make_app(config), host=host, port=port, log_level="warning", access_log=False)
+    certfile, keyfile = tls or (None, None)
+    uvicorn.run(
+        make_app(config),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -36,14 +53,20 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmulatorClient:
-    """The emulator's control plane (``/_emulator/...``), for tests and demos."""
+    """The emulator's control plane (``/_emulator/...``), for tests and demos.
 
-    def __init__(self, url: str) -> None:
+    :param ca_bundle: the CA file to verify an HTTPS emulator's certificate with.
+    """
+
+    def __init__(self, url: str, ca_bundle: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.session = requests.Session()
+        self.verify: str | bool = ca_bundle or True
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.session.request(method, f"{self.url}/_emulator/{path}", timeout=30, **kwargs)
+        response = self.session.request(
+            method, f"{self.url}/_emulator/{path}", timeout=30, verify=self.verify, **kwargs
+        )
         response.raise_for_status()
         return response.json()
 
@@ -96,18 +119,26 @@ class EmulatorServer:
     :param config: the emulator's settings.
     :param host: interface to bind (loopback by default).
     :param port: port, or 0 for a free one.
+    :param tls: ``(certificate file, key file, CA file)`` to serve HTTPS with a certificate the CA signed.
     """
 
-    def __init__(self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: tuple[str, str, str] | None = None,
+    ) -> None:
         self.config = config or EmulatorConfig()
         self.host = host
         self.port = port or free_port(host)
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the subprocess)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def auth_url(self) -> str:
@@ -122,13 +153,15 @@ class EmulatorServer:
 
     @property
     def client(self) -> EmulatorClient:
-        return EmulatorClient(self.url)
+        return EmulatorClient(self.url, self.tls[2] if self.tls else None)
 
     def start(self, timeout: float = 30) -> EmulatorServer:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as config_file:
             json.dump(self.config.to_dict(), config_file)
         command = [sys.executable, "-m", "airflow_provider_sage200.emulator", "--host", self.host]
         command += ["--port", str(self.port), "--config-json", config_file.name]
+        if self.tls:
+            command += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._stderr)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

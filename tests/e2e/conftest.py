@@ -75,6 +75,7 @@ class Deployment:
         }
         self.emulator = emulator
         self.token: str | None = None
+        self.verify: str | bool = True  # how the test process verifies the emulator's TLS certificate
 
     def airflow(self, *args: str) -> str:
         return subprocess.run(
@@ -86,24 +87,28 @@ class Deployment:
             text=True,
         ).stdout
 
-    def start(self, name: str, *args: str) -> None:
-        log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+    def start(self, name: str, *args: str, prefix: tuple[str, ...] = (), env: dict | None = None) -> None:
+        """Start ``airflow <args>`` as ``name``, in a session of its own; ``prefix`` wraps the command (e.g. to run
+        it in a network namespace) and must exec it, so the PID kept is Airflow's."""
+        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
         self.processes[name] = subprocess.Popen(
-            [self.python, "-m", "airflow", *args],
-            env=self.env,
+            [*prefix, self.python, "-m", "airflow", *args],
+            env=env or self.env,
             cwd=self.home,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
-    def stop(self) -> None:
-        for process in self.processes.values():
+    def stop(self, *names: str) -> None:
+        """Stop the named processes (all without names): SIGTERM to each one's process group, then SIGKILL."""
+        chosen = [self.processes[n] for n in names] if names else list(self.processes.values())
+        for process in chosen:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
+        for process in chosen:
             try:
-                process.wait(20)
+                process.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
@@ -144,11 +149,18 @@ class Deployment:
         logical_date: datetime | None = None,
         timeout: float = 300,
     ) -> dict:
+        return self.wait_for_run(dag_id, self.trigger(dag_id, conf, logical_date), timeout)
+
+    def trigger(self, dag_id: str, conf: dict | None = None, logical_date: datetime | None = None) -> str:
+        """Unpause ``dag_id``, start a run and return its id."""
         assert self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}).ok
         body = {"conf": conf or {}, "logical_date": (logical_date or datetime.now(UTC)).isoformat()}
         created = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
         assert created.ok, created.text
-        run_id = created.json()["dag_run_id"]
+        return created.json()["dag_run_id"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> dict:
+        """Wait for a run to finish; its state with its task instances' states and hostnames."""
         state: dict = {}
 
         def finished() -> bool:
@@ -161,6 +173,7 @@ class Deployment:
         state["task_instances"] = [
             (t["task_id"], t["map_index"], t["state"]) for t in tasks["task_instances"]
         ]
+        state["hostnames"] = [(t["task_id"], t["map_index"], t["hostname"]) for t in tasks["task_instances"]]
         return state
 
 
@@ -179,53 +192,72 @@ def deployment(tmp_path_factory, deployed_python):
     try:
         package = imported_from(deployed_python, home, deployment.env)
         assert package.is_relative_to(deployed_python.parents[1]), f"the deployment imports {package}"
-        deployment.dags.mkdir()
-        for source in [*(REPO / "example_dags").glob("*.py"), Path(__file__).with_name("e2e_dags.py")]:
-            shutil.copy(source, deployment.dags)
-        deployment.airflow("db", "migrate")
-        site = emulator.client.sites()[0]
-        conn = {
-            "conn_type": "sage200",
-            "login": "emulator-client",
-            "password": "emulator-secret",
-            "extra": {
-                "api_url": emulator.api_url(),
-                "auth_url": emulator.auth_url,
-                "token_url": emulator.token_url,
-                "site_id": site["site_id"],
-                "company_id": site["company_id"],
-            },
-        }
-        deployment.airflow("connections", "add", "sage200_default", "--conn-json", json.dumps(conn))
-        deployment.airflow("pools", "set", "sage200_token", "1", "Sage 200 token refresh")
-        deployment.airflow("variables", "set", "sage200_export_base_uri", str(deployment.exports))
-        consent_with_the_cli(deployment)
-        for name, args in {
-            "api-server": ("api-server", "--port", str(deployment.port)),
-            "scheduler": ("scheduler",),
-            "dag-processor": ("dag-processor",),
-            "triggerer": ("triggerer",),
-        }.items():
-            deployment.start(name, *args)
-        deployment.wait_for(
-            "the API server", lambda: requests.get(f"{deployment.url}/api/v2/monitor/health").ok
+        provision(
+            deployment, [*(REPO / "example_dags").glob("*.py"), Path(__file__).with_name("e2e_dags.py")]
         )
-        login = requests.post(
-            f"{deployment.url}/auth/token", json={"username": "admin", "password": "e2e-password"}, timeout=30
-        )
-        assert login.ok, login.text
-        deployment.token = login.json()["access_token"]
-        deployment.wait_for(
-            "the DAGs to be parsed",
-            lambda: all(
-                deployment.api("GET", f"/api/v2/dags/{d}").ok
-                for d in ("sage200_export_sales_orders", "sage200_token_maintenance", "e2e_deferrable_sensor")
-            ),
+        start_control_plane(
+            deployment,
+            ("api-server", "--port", str(deployment.port)),
+            ("sage200_export_sales_orders", "sage200_token_maintenance", "e2e_deferrable_sensor"),
         )
         yield deployment
     finally:
         deployment.stop()
         emulator.stop()
+
+
+def provision(deployment: Deployment, dag_files: list[Path]) -> None:
+    """DAGs, a migrated metastore, the Sage 200 connection (consented through the CLI), the token pool and the
+    export Variable."""
+    deployment.dags.mkdir()
+    for source in dag_files:
+        shutil.copy(source, deployment.dags)
+    deployment.airflow("db", "migrate")
+    emulator = deployment.emulator
+    site = emulator.client.sites()[0]
+    conn = {
+        "conn_type": "sage200",
+        "login": "emulator-client",
+        "password": "emulator-secret",
+        "extra": {
+            "api_url": emulator.api_url(),
+            "auth_url": emulator.auth_url,
+            "token_url": emulator.token_url,
+            "site_id": site["site_id"],
+            "company_id": site["company_id"],
+        },
+    }
+    deployment.airflow("connections", "add", "sage200_default", "--conn-json", json.dumps(conn))
+    deployment.airflow("pools", "set", "sage200_token", "1", "Sage 200 token refresh")
+    deployment.airflow("variables", "set", "sage200_export_base_uri", str(deployment.exports))
+    consent_with_the_cli(deployment)
+
+
+def start_control_plane(
+    deployment: Deployment, api_server: tuple[str, ...], dag_ids: tuple[str, ...]
+) -> None:
+    """Start the API server, scheduler, DAG processor and triggerer; log in; wait until ``dag_ids`` are parsed."""
+    for name, args in {
+        "api-server": api_server,
+        "scheduler": ("scheduler",),
+        "dag-processor": ("dag-processor",),
+        "triggerer": ("triggerer",),
+    }.items():
+        deployment.start(name, *args)
+    wait_for_api_server(deployment)
+    deployment.wait_for(
+        "the DAGs to be parsed", lambda: all(deployment.api("GET", f"/api/v2/dags/{d}").ok for d in dag_ids)
+    )
+
+
+def wait_for_api_server(deployment: Deployment) -> None:
+    """Wait until the API server answers, then log in as the admin."""
+    deployment.wait_for("the API server", lambda: requests.get(f"{deployment.url}/api/v2/monitor/health").ok)
+    login = requests.post(
+        f"{deployment.url}/auth/token", json={"username": "admin", "password": "e2e-password"}, timeout=30
+    )
+    assert login.ok, login.text
+    deployment.token = login.json()["access_token"]
 
 
 def consent_with_the_cli(deployment: Deployment) -> None:
@@ -252,7 +284,9 @@ def consent_with_the_cli(deployment: Deployment) -> None:
             url = line.strip()
         if line.startswith("Waiting"):
             break
-    redirect = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+    redirect = requests.get(url, allow_redirects=False, timeout=10, verify=deployment.verify).headers[
+        "Location"
+    ]
     assert parse_qs(urlsplit(redirect).query)["state"]
     requests.get(redirect, timeout=10)
     login.communicate(timeout=60)
