@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-pytestmark = pytest.mark.topology
+pytestmark = [pytest.mark.topology, pytest.mark.timeout(1800)]
 
 
 def exported_ids(path) -> list[int]:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.topology.conftest import failed_tasks, soak
 
-pytestmark = [pytest.mark.topology, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.topology, pytest.mark.timeout(1800)]
 
 FAULT_SOAK_SECONDS = 40
 
