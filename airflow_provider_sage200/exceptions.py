@@ -5,7 +5,8 @@ The tree follows what the caller will do next::
     Sage200Error (AirflowException)
     ├── Sage200ConfigError            bad or missing connection field / operator argument: fix the DAG or connection
     ├── Sage200AuthError              a token problem
-    │   └── Sage200ReauthorizationRequired   only a new consent helps: run ``sage200 auth login``
+    │   ├── Sage200ReauthorizationRequired   only a new consent helps: run ``sage200 auth login``
+    │   └── Sage200RefreshRefused     Sage ID said "not now" to an early refresh (handled by the provider)
     └── Sage200ApiError               Sage answered with an error status (``status_code`` etc. attached)
         ├── Sage200ClientError        4xx: the request is wrong; never retried
         ├── Sage200RateLimitError     429: retried, honouring ``retry_after``
@@ -28,7 +29,22 @@ class Sage200ConfigError(Sage200Error, ValueError):
 
 
 class Sage200AuthError(Sage200Error):
-    """The OAuth tokens could not be obtained, refreshed or stored."""
+    """The OAuth tokens could not be obtained, refreshed or stored.
+
+    :param oauth_error: Sage ID's error code (``invalid_grant``, ``invalid_client``...), when it answered one.
+    :param sage_message: Sage ID's own description of the error (never a secret).
+    """
+
+    def __init__(
+        self, message: str, *, oauth_error: str | None = None, sage_message: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.oauth_error = oauth_error
+        self.sage_message = sage_message
+
+
+class Sage200RefreshRefused(Sage200AuthError):
+    """Sage ID refused to refresh a grant whose access token has not expired yet: "not now", not a failure."""
 
 
 class Sage200ReauthorizationRequired(Sage200AuthError):

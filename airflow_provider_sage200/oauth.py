@@ -24,12 +24,21 @@ from airflow_provider_sage200.exceptions import (
     Sage200ApiError,
     Sage200AuthError,
     Sage200ReauthorizationRequired,
+    Sage200RefreshRefused,
 )
 from airflow_provider_sage200.masking import mask_token
-from airflow_provider_sage200.token import token_from_grant
-from airflow_provider_sage200.transport import RetryPolicy, raise_for_response, send_with_retries
+from airflow_provider_sage200.token import login_command, token_from_grant
+from airflow_provider_sage200.transport import (
+    RetryPolicy,
+    error_message,
+    raise_for_response,
+    send_with_retries,
+)
 
 TOKEN_ENDPOINT = "oauth/token"
+# Sage ID's answer to a refresh while the access token is still valid, lower-cased ("Rate limit exceeded:
+# access_token not expired").
+EARLY_REFRESH_REFUSAL = "access_token not expired"
 
 
 class _DropDebugRecords(logging.Filter):
@@ -120,7 +129,7 @@ class SageIdClient:
             raise Sage200ReauthorizationRequired(
                 f"The Sage 200 refresh token of connection {self.config.conn_id!r} expired at its fixed "
                 f"expiry ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(expires))}). Run "
-                f"`sage200 auth login --conn-id {self.config.conn_id}` to consent again."
+                f"{login_command(self.config.conn_id)} to consent again."
             )
         session = OAuth2Session(self.config.client_id)
         response = self._token_call(
@@ -140,6 +149,13 @@ class SageIdClient:
         """Run one token request under the POST retry rules and turn OAuth errors into ours."""
 
         def check_status(response: requests.Response) -> requests.Response:
+            if response.status_code >= 400 and refuses_early_refresh(response):
+                raise Sage200RefreshRefused(
+                    f"Sage ID refused to refresh the token of connection {self.config.conn_id!r} before its "
+                    f"access token expires: {error_message(response)}",
+                    oauth_error=_error_code(response),
+                    sage_message=error_message(response),
+                )
             # Gateway failures and throttling surface as HTTP errors before oauthlib parses the body.
             if response.status_code == 429 or response.status_code >= 500:
                 raise_for_response(response, method="POST", endpoint=TOKEN_ENDPOINT, api_hints=False)
@@ -168,15 +184,37 @@ class SageIdClient:
     def _oauth_error(self, exc: OAuth2Error, grant: str) -> Sage200AuthError:
         description = exc.description or exc.error
         conn_id = self.config.conn_id
+        said = {"oauth_error": exc.error, "sage_message": description}
         if exc.error == "invalid_grant":
             return Sage200ReauthorizationRequired(
                 f"Sage ID rejected the {grant.replace('_', ' ')} for connection {conn_id!r}: invalid_grant "
                 f"({description}). The refresh token is expired, revoked or already used. Run "
-                f"`sage200 auth login --conn-id {conn_id}` to consent again."
+                f"{login_command(conn_id)} to consent again.",
+                **said,
             )
         if exc.error == "invalid_client":
             return Sage200AuthError(
                 f"Sage ID rejected the client credentials of connection {conn_id!r}: invalid_client "
-                f"({description}). Check the Client ID (login) and Client Secret (password)."
+                f"({description}). Check the Client ID (login) and Client Secret (password).",
+                **said,
             )
-        return Sage200AuthError(f"Sage ID token request ({grant}) failed: {exc.error} ({description}).")
+        return Sage200AuthError(
+            f"Sage ID token request ({grant}) failed: {exc.error} ({description}).", **said
+        )
+
+
+def refuses_early_refresh(response: requests.Response) -> bool:
+    """Whether a Sage ID error answer is its refusal of an early refresh ("access_token not expired").
+
+    Sage ID answers it with a rate-limit status and this text while the grant's access token is still valid;
+    the text is the only reliable mark (hotglue's target-sage-200 matches it too).
+    """
+    return EARLY_REFRESH_REFUSAL in error_message(response).lower()
+
+
+def _error_code(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("error") if isinstance(body, dict) else None

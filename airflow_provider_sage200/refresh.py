@@ -182,8 +182,9 @@ class RefreshCoordinator:
         """Return a stored token for which ``needs_refresh`` is false, refreshing it at most once.
 
         :param needs_refresh: decides, on the freshly read token, whether a refresh is still needed.
-        :param do_refresh: calls Sage ID with the token's refresh token and returns the new token; it is
-            called only by the lease holder, and its result is stored before it is returned.
+        :param do_refresh: calls Sage ID with the token's refresh token and returns the token to store (the
+            rotated one, or the same one with what Sage ID said); it is called only by the lease holder, and its
+            result is stored before it is returned.
         """
         wait_budget = self.timing.lease_seconds + 30
         with _thread_lock(self.store.key):
@@ -252,6 +253,10 @@ class RefreshCoordinator:
             new_token = do_refresh(token)
             answered = time.monotonic()
             self.store.save(new_token)
+            if new_token.get("refresh_token") == token.get("refresh_token"):
+                return (
+                    new_token  # Sage ID did not rotate (it refused an early refresh): the caller logged why
+                )
             log.info(
                 "Refreshed the Sage 200 token in Variable %r (generation %s, access token valid for %.0fs): "
                 "Sage ID answered in %.2fs, saving and reading it back took %.2fs.",

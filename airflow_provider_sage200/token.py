@@ -20,6 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 TOKEN_VARIABLE_PREFIX = "sage200_token__"
+# Facts the provider adds to the stored token (no secrets); a refresh or a new consent builds a token without them.
+REFRESH_REFUSED = (
+    "refresh_refused"  # {"at", "message", "retry_at"}: Sage ID said "not now" to an early refresh
+)
+CONSENT_REJECTED = "consent_rejected"  # {"at", "error", "message"}: Sage ID rejected the grant itself
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
 _NOT_STORED = ("expires_in", "expires_at", "id_token")
 
@@ -94,6 +99,14 @@ class TokenStatus:
     refresh_token_seconds_left: int | None = None
     refreshed_at: str | None = None
     generation: int | None = None
+    # Sage ID's last refusal of an early refresh of this access token ("not now"), and when to ask again.
+    refresh_refused_at: str | None = None
+    refresh_refused_reason: str | None = None
+    refresh_retry_at: str | None = None
+    # Sage ID's rejection of the grant itself (invalid_grant, invalid_client): only a new consent clears it.
+    consent_rejected_at: str | None = None
+    consent_rejected_error: str | None = None
+    consent_rejected_reason: str | None = None
 
     @classmethod
     def from_token(
@@ -113,6 +126,8 @@ class TokenStatus:
             refresh_token_seconds_left=None if refresh_left is None else int(refresh_left),
             refreshed_at=_iso(token.get("refreshed_at")),
             generation=token.get("generation"),
+            **_refusal_fields(token.get(REFRESH_REFUSED)),
+            **_rejection_fields(token.get(CONSENT_REJECTED)),
         )
 
     @property
@@ -121,9 +136,31 @@ class TokenStatus:
 
     @property
     def refresh_token_valid(self) -> bool:
-        return self.has_token and (
-            self.refresh_token_seconds_left is None or self.refresh_token_seconds_left > 0
+        return (
+            self.has_token
+            and self.consent_rejected_error is None
+            and (self.refresh_token_seconds_left is None or self.refresh_token_seconds_left > 0)
         )
+
+    @property
+    def consent_rejected(self) -> str | None:
+        """What Sage ID said when it rejected the grant, with the fix, or ``None`` while it has not."""
+        if self.consent_rejected_error is None:
+            return None
+        return (
+            f"Sage ID rejected the consent of connection {self.conn_id!r} at {self.consent_rejected_at}: "
+            f"{self.consent_rejected_error} ({self.consent_rejected_reason}). Run {login_command(self.conn_id)} "
+            "to consent again."
+        )
+
+    def not_refreshed_reason(self) -> str:
+        """Why an asked-for refresh did not happen (the operator's ``reason``, the CLI's message)."""
+        if self.refresh_refused_reason is not None:
+            return (
+                f"Sage ID refused an early refresh at {self.refresh_refused_at} ({self.refresh_refused_reason}); "
+                f"the current access token stays in use, next attempt after {self.refresh_retry_at}."
+            )
+        return f"The access token is still fresh ({_span(self.access_token_seconds_left or 0)} left)."
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,7 +178,11 @@ class TokenStatus:
             lines.append(f"Access token expires in {_span(left)}, at {self.access_token_expires_at}.")
         else:
             lines.append(f"Access token has expired (at {self.access_token_expires_at}).")
-        if self.refresh_token_seconds_left is None:
+        if self.refresh_refused_reason is not None and left > 0:
+            lines.append(self.not_refreshed_reason())
+        if self.consent_rejected is not None:
+            lines.append(self.consent_rejected)
+        elif self.refresh_token_seconds_left is None:
             lines.append("Refresh token expiry is unknown.")
         elif self.refresh_token_seconds_left > 0:
             lines.append(
@@ -154,6 +195,33 @@ class TokenStatus:
                 f"{login_command(self.conn_id)}."
             )
         return "\n".join(lines)
+
+
+def refresh_outcome(before: TokenStatus, after: TokenStatus) -> tuple[bool, str]:
+    """Whether a refresh asked for happened (``before`` and ``after`` it), and the sentence that says so or why not."""
+    if after.generation != before.generation:
+        return True, "Token refreshed."
+    return False, after.not_refreshed_reason()
+
+
+def _refusal_fields(refusal: Any) -> dict[str, Any]:
+    if not isinstance(refusal, dict):
+        return {}
+    return {
+        "refresh_refused_at": _iso(refusal.get("at")),
+        "refresh_refused_reason": refusal.get("message"),
+        "refresh_retry_at": _iso(refusal.get("retry_at")),
+    }
+
+
+def _rejection_fields(rejection: Any) -> dict[str, Any]:
+    if not isinstance(rejection, dict):
+        return {}
+    return {
+        "consent_rejected_at": _iso(rejection.get("at")),
+        "consent_rejected_error": rejection.get("error"),
+        "consent_rejected_reason": rejection.get("message"),
+    }
 
 
 def _span(seconds: float) -> str:

@@ -24,6 +24,8 @@ def judge(status: TokenStatus, min_access_token_ttl: float, min_refresh_token_tt
             False,
             f"No Sage 200 token for connection {status.conn_id!r} (Variable {status.variable!r}); run {login}.",
         )
+    if status.consent_rejected is not None:
+        return TokenVerdict(False, status.consent_rejected)
     refresh_left = status.refresh_token_seconds_left
     if refresh_left is not None and refresh_left <= 0:
         return TokenVerdict(

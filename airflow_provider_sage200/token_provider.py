@@ -9,24 +9,46 @@ across threads, processes and hosts is :mod:`airflow_provider_sage200.refresh`; 
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from airflow_provider_sage200.connection import Sage200ConnectionConfig
-from airflow_provider_sage200.exceptions import Sage200ReauthorizationRequired
+from airflow_provider_sage200.exceptions import (
+    Sage200AuthError,
+    Sage200ReauthorizationRequired,
+    Sage200RefreshRefused,
+)
 from airflow_provider_sage200.oauth import SageIdClient
 from airflow_provider_sage200.refresh import RefreshCoordinator, RefreshTiming
-from airflow_provider_sage200.token import TokenStatus, access_seconds_left, login_command
+from airflow_provider_sage200.token import (
+    CONSENT_REJECTED,
+    REFRESH_REFUSED,
+    TokenStatus,
+    access_seconds_left,
+    login_command,
+)
 from airflow_provider_sage200.token_store import VariableTokenStore
 
 Token = dict[str, Any]
 Rule = Callable[[Token], bool]
 
+log = logging.getLogger(__name__)
+
 # A token another worker stored is taken unless fewer than this many seconds (or a quarter of its life) remain.
 ANOTHER_WORKERS_TOKEN_FLOOR = 30.0
 # An access token with less than this left is treated as expired: it could expire on the way to Sage 200.
 USABLE_FLOOR = 1.0
+# After Sage ID refuses an early refresh, ask again after half the access token's remaining life, within these.
+REFUSAL_BACKOFF_MIN = 1.0
+REFUSAL_BACKOFF_MAX = 120.0
+# Sage ID's refusal says its access token has not expired; near expiry this host's clock may already disagree.
+# Beyond this many seconds past the expiry we know, the clocks are wrong.
+REFUSAL_CLOCK_TOLERANCE = 30.0
+# Sage ID's answers that mean the grant itself is dead (not a passing failure): recorded in the token Variable.
+GRANT_REJECTIONS = ("invalid_grant", "invalid_client")
 
 
 class Sage200TokenProvider:
@@ -77,8 +99,38 @@ class Sage200TokenProvider:
 
         Proactive, so that API calls never carry a token about to expire; capped at half the life, so a short
         lived token (the emulator's 5-second ones, a tenant's 15-minute ones) is not refreshed on every call.
+        Not while :meth:`backing_off`.
         """
-        return access_seconds_left(token) < min(self.refresh_margin, self.lifetime(token) / 2)
+        due = access_seconds_left(token) < min(self.refresh_margin, self.lifetime(token) / 2)
+        return due and not self.backing_off(token)
+
+    @staticmethod
+    def backing_off(token: Token) -> bool:
+        """Sage ID refused an early refresh of this access token: do not ask again before ``retry_at``.
+
+        Sage ID answers "Rate limit exceeded: access_token not expired" to a refresh while the grant's access
+        token is still valid. That is "not now", not a failure: the current token goes on being used, the
+        refresh token stays unspent, and the time to ask again is kept in the token Variable, so every worker
+        waits instead of each asking in turn. The back-off (:meth:`refusal_backoff`) ends before the access
+        token expires, or a second after a refusal at expiry: this host's clock (and the whole seconds the
+        expiry is stored in) may differ from Sage ID's by that much, and its word that the token is still valid
+        is taken, up to ``REFUSAL_CLOCK_TOLERANCE`` past the expiry we know.
+        """
+        refusal = token.get(REFRESH_REFUSED)
+        if not isinstance(refusal, dict):
+            return False
+        within_clock_tolerance = access_seconds_left(token) > -REFUSAL_CLOCK_TOLERANCE
+        return time.time() < float(refusal.get("retry_at", 0)) and within_clock_tolerance
+
+    @staticmethod
+    def refusal_backoff(token: Token) -> float:
+        """Seconds to wait after a refusal: half the access token's remaining life, between
+        ``REFUSAL_BACKOFF_MIN`` and ``REFUSAL_BACKOFF_MAX``.
+
+        The asks get closer as expiry nears (a handful per token, whatever the margin), so the refresh happens
+        soon after Sage ID allows it and at the latest around expiry.
+        """
+        return min(max(access_seconds_left(token) / 2, REFUSAL_BACKOFF_MIN), REFUSAL_BACKOFF_MAX)
 
     def usable_from_another_worker(self, seen: Token) -> Rule:
         """While waiting to refresh ``seen``, whether a token read since still needs a refresh.
@@ -105,15 +157,15 @@ class Sage200TokenProvider:
         """
         return lambda token: token["access_token"] == rejected or access_seconds_left(token) < USABLE_FLOOR
 
-    @staticmethod
-    def forced(stale: str) -> Rule:
-        """An explicit refresh (``force``): refresh ``stale`` unless another worker refreshed it meanwhile."""
-        return lambda token: token["access_token"] == stale
+    def forced(self, stale: str) -> Rule:
+        """An explicit refresh (``force``): refresh ``stale`` unless another worker refreshed it meanwhile, or
+        while :meth:`backing_off` (Sage ID would refuse again)."""
+        return lambda token: token["access_token"] == stale and not self.backing_off(token)
 
-    @staticmethod
-    def below(min_remaining: float) -> Rule:
-        """An explicit refresh with a threshold: refresh when fewer than ``min_remaining`` seconds remain."""
-        return lambda token: access_seconds_left(token) < min_remaining
+    def below(self, min_remaining: float) -> Rule:
+        """An explicit refresh with a threshold: refresh when fewer than ``min_remaining`` seconds remain, not
+        while :meth:`backing_off`."""
+        return lambda token: access_seconds_left(token) < min_remaining and not self.backing_off(token)
 
     # -- tokens ----------------------------------------------------------------------------------------
 
@@ -150,7 +202,15 @@ class Sage200TokenProvider:
     def after_rejection(self, rejected: str) -> Token:
         """Refresh once after Sage 200 rejected ``rejected`` with 401 (see :meth:`after_401`)."""
         self.forget(rejected)
-        return self.ensure_fresh(self.after_401(rejected))
+        token = self.ensure_fresh(self.after_401(rejected))
+        if token["access_token"] == rejected:  # Sage ID refused: it holds the token valid, Sage 200 does not
+            self.forget(rejected)
+            raise Sage200AuthError(
+                f"Sage 200 answered 401 to the access token of connection {self.config.conn_id!r}, and Sage ID "
+                f"refused to refresh it ({token[REFRESH_REFUSED]['message']}). Check the connection's "
+                "subscription_key, and that the Sage ID user is enabled for API access."
+            )
+        return token
 
     def token_status(self) -> TokenStatus:
         """Both tokens' expiry, read from the Variable, without refreshing or calling Sage."""
@@ -182,7 +242,7 @@ class Sage200TokenProvider:
     def ensure_fresh(self, needs_refresh: Rule) -> Token:
         """Return a stored token ``needs_refresh`` accepts, refreshing through the coordinator at most once."""
         try:
-            token = self.coordinator.ensure_fresh(needs_refresh, self.sage_id.refresh)
+            token = self.coordinator.ensure_fresh(needs_refresh, self.refresh_or_record)
         except Sage200ReauthorizationRequired:
             # Another worker may have rotated the token between our read and our refresh: use theirs.
             stored = self.load()
@@ -191,6 +251,50 @@ class Sage200TokenProvider:
             token = stored
         self.remember(token)
         return token
+
+    def refresh_or_record(self, token: Token) -> Token:
+        """Ask Sage ID to refresh ``token`` (as the lease holder); what to store, or raise.
+
+        A refusal of an early refresh returns ``token`` unchanged but for the refusal and the time to ask again
+        (:meth:`backing_off`); with the access token already expired it is an error. A rejected grant
+        (``invalid_grant``, ``invalid_client``) is recorded in the Variable before it is raised, so
+        ``token check``, the sensor and the token page report it until a new consent replaces the token.
+        """
+        try:
+            return self.sage_id.refresh(token)
+        except Sage200RefreshRefused as exc:
+            if access_seconds_left(token) <= -REFUSAL_CLOCK_TOLERANCE:
+                raise Sage200AuthError(
+                    f"{exc}. But the access token already expired at {self.status(token).access_token_expires_at} "
+                    f"(more than {REFUSAL_CLOCK_TOLERANCE:.0f}s ago by this host's clock), so there is no token to "
+                    "use: check that this host's clock agrees with Sage ID's (NTP)."
+                ) from None
+            now = time.time()
+            retry_at = now + self.refusal_backoff(token)
+            log.info(
+                "%s; keeping the current access token (%.0fs left) and asking again in %.0fs.",
+                exc,
+                access_seconds_left(token, now),
+                retry_at - now,
+            )
+            return token | {
+                REFRESH_REFUSED: {"at": int(now), "message": exc.sage_message, "retry_at": retry_at}
+            }
+        except Sage200AuthError as exc:
+            if exc.oauth_error in GRANT_REJECTIONS:
+                self.record_rejection(token, exc)
+            raise
+
+    def record_rejection(self, presented: Token, exc: Sage200AuthError) -> None:
+        """Mark the stored token as rejected by Sage ID, unless another worker stored a newer one meanwhile."""
+        stored = self.store.load()
+        if stored is None or stored.get("refresh_token") != presented.get("refresh_token"):
+            return
+        rejection = {"at": int(time.time()), "error": exc.oauth_error, "message": exc.sage_message}
+        try:
+            self.store.save(stored | {CONSENT_REJECTED: rejection})
+        except Sage200AuthError:
+            log.warning("Could not record Sage ID's %s in Variable %r.", exc.oauth_error, self.store.key)
 
     def remember(self, token: Token) -> None:
         with self._cache_lock:

@@ -14,6 +14,7 @@ from typing import TextIO
 from airflow_provider_sage200.cli.login import CallbackServer, open_browser, parse_redirect, pkce_pair
 from airflow_provider_sage200.exceptions import Sage200Error
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from airflow_provider_sage200.token import refresh_outcome
 from airflow_provider_sage200.version_compat import AirflowNotFoundException
 
 
@@ -59,7 +60,8 @@ def auth_login(
 
 
 def token_check(conn_id: str, *, as_json: bool = False, out: TextIO = sys.stdout) -> int:
-    """Print both tokens' expiry; exit 1 when a token is missing or either token has expired."""
+    """Print both tokens' expiry; exit 1 when a token is missing, either token has expired, or Sage ID rejected
+    the consent."""
     status = Sage200Hook(conn_id).token_status()
     print(json.dumps(status.to_dict(), indent=2) if as_json else status.describe(), file=out)
     return 0 if status.access_token_valid and status.refresh_token_valid else 1
@@ -68,8 +70,10 @@ def token_check(conn_id: str, *, as_json: bool = False, out: TextIO = sys.stdout
 def token_refresh(conn_id: str, *, min_remaining: float | None = None, out: TextIO = sys.stdout) -> int:
     """Refresh the tokens now (or only when fewer than ``min_remaining`` seconds are left)."""
     hook = Sage200Hook(conn_id)
+    before = hook.token_status()
     status = hook.refresh(force=min_remaining is None, min_remaining=min_remaining)
-    print(f"Token refreshed (or still fresh).\n{status.describe()}", file=out)
+    _, reason = refresh_outcome(before, status)
+    print(f"{reason}\n{status.describe()}", file=out)
     return 0
 
 

@@ -38,6 +38,11 @@ class EmulatorConfig:
     refresh_token_lifetime_days: float = 90.0
     reuse_grace: float = 0.0
     reuse_detection: bool = True
+    # Sage ID refusing an early refresh: while the grant's newest access token has more than this many seconds
+    # left, a refresh is answered with HTTP early_refresh_refusal_status and "Rate limit exceeded: access_token
+    # not expired" (the refresh token stays valid). None, the default, allows every refresh.
+    early_refresh_refusal_seconds: float | None = None
+    early_refresh_refusal_status: int = 429
     allow_basic_client_auth: bool = True
     require_pkce: bool = False
     error_style: str = "backend"

@@ -16,6 +16,10 @@ from typing import Any
 
 from airflow_provider_sage200.emulator.config import EmulatorConfig
 
+# What Sage ID says when asked to refresh a grant whose access token is still valid (seen in the wild; hotglue's
+# target-sage-200 matches this text).
+EARLY_REFRESH_REFUSAL = "Rate limit exceeded: access_token not expired"
+
 
 class OAuthError(Exception):
     """An RFC 6749 error answer."""
@@ -149,9 +153,22 @@ class Identity:
             if self.config.reuse_detection:
                 self.revoke(family.id)
             raise OAuthError("invalid_grant", "Refresh token has already been used (reuse detected).")
+        if self.refuses_early_refresh(family, now):
+            self.stats["early_refresh_refused"] += 1
+            raise OAuthError(
+                "too_many_requests", EARLY_REFRESH_REFUSAL, self.config.early_refresh_refusal_status
+            )
         self.stats["token_grants"]["refresh_token"] += 1
         family.previous_refresh, family.rotated_at = presented, now
         return self._issue(family, now)
+
+    def refuses_early_refresh(self, family: Family, now: float) -> bool:
+        """With ``early_refresh_refusal_seconds`` set: the newest access token has more than that left."""
+        threshold = self.config.early_refresh_refusal_seconds
+        if threshold is None or not family.access_tokens:
+            return False
+        _, expires_at = self.access[family.access_tokens[-1]]
+        return expires_at - now > threshold
 
     def _issue(self, family: Family, now: float) -> dict[str, Any]:
         access = "at_" + secrets.token_urlsafe(48)

@@ -21,6 +21,7 @@ def new_stats() -> dict[str, Any]:
         "invalid_client": 0,
         "families_revoked": 0,
         "reuse_detected": 0,
+        "early_refresh_refused": 0,
         "faults_injected": Counter(),
         "writes": Counter(),
         "created_ids": defaultdict(list),

@@ -275,7 +275,9 @@ class Sage200RefreshTokenOperator(BaseOperator):
     """Refresh the access token when it is close to expiry, through the rotation-safe path.
 
     Meant for a maintenance DAG on a short schedule (e.g. every 15 minutes, ``max_active_runs=1``). Returns the
-    token status (seconds left on both tokens), never a secret.
+    token status (seconds left on both tokens), never a secret, with ``refreshed`` and a ``reason``: when Sage ID
+    refuses an early refresh ("access_token not expired") the task succeeds with ``refreshed: false``, the
+    current access token stays in use and the refresh happens once Sage ID allows it.
 
     :param min_remaining: refresh when the access token has less than this left.
     :param force: refresh regardless of the time left.
@@ -298,13 +300,11 @@ class Sage200RefreshTokenOperator(BaseOperator):
         self.sage200_conn_id = sage200_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_sage200.token import refresh_outcome
+
         hook = _hook(self.sage200_conn_id)
         before = hook.token_status()
         status = hook.refresh(force=self.force, min_remaining=self.min_remaining.total_seconds())
-        refreshed = status.generation != before.generation
-        self.log.info(
-            "%s; %s",
-            "Token refreshed" if refreshed else "Token still fresh, not refreshed",
-            status.describe().replace("\n", " "),
-        )
-        return status.to_dict() | {"refreshed": refreshed}
+        refreshed, reason = refresh_outcome(before, status)
+        self.log.info("%s %s", reason, status.describe().replace("\n", " "))
+        return status.to_dict() | {"refreshed": refreshed, "reason": reason}

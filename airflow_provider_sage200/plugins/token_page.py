@@ -127,10 +127,13 @@ def create_app() -> FastAPI:
     @app.post("/connections/{conn_id}/refresh", dependencies=can_act)
     def refresh(conn_id: str) -> RedirectResponse:
         from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+        from airflow_provider_sage200.token import refresh_outcome
 
         try:
-            Sage200Hook(conn_id).refresh(force=True)
-            return _notice_redirect("../../", "message", f"Refreshed the token of {conn_id}.")
+            hook = Sage200Hook(conn_id)
+            before = hook.token_status()
+            _, outcome = refresh_outcome(before, hook.refresh(force=True))
+            return _notice_redirect("../../", "message", f"{conn_id}: {outcome}")
         except Exception as exc:
             return _notice_redirect("../../", "error", f"Refresh of {conn_id} failed: {exc}")
 

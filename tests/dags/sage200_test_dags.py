@@ -120,3 +120,25 @@ with DAG(
         output_uri="{{ dag_run.conf['output_dir'] }}/orders.jsonl",
         page_size=50,  # many requests, so every kind of injected fault occurs
     )
+
+
+with DAG("t_maintenance", schedule=None, start_date=START, catchup=False):
+    # As example_dags/sage200_token_maintenance.py: refresh when less than 30 minutes remain.
+    Sage200RefreshTokenOperator(task_id="refresh_token", min_remaining=timedelta(minutes=30))
+
+
+with DAG("t_token_health", schedule=None, start_date=START, catchup=False):
+    # As example_dags/sage200_token_maintenance.py's health DAG, with a short timeout.
+    Sage200TokenSensor(
+        task_id="refresh_token_has_10_days",
+        min_refresh_token_ttl=timedelta(days=10),
+        poke_interval=1,
+        timeout=2,
+    )
+    Sage200TokenSensor(
+        task_id="refresh_token_has_10_days_deferred",
+        min_refresh_token_ttl=timedelta(days=10),
+        deferrable=True,
+        poke_interval=1,
+        timeout=2,
+    )

@@ -169,7 +169,7 @@ def test_token_page_get_new_token_and_refresh_in_the_ui(page, deployment, tmp_pa
     assert card.locator("ul.sites li").first.inner_text().startswith("Demo Company Ltd (X-Company 1")
 
     card.get_by_role("button", name="Refresh now").click()
-    expect(notice).to_have_text("Refreshed the token of sage200_default.")
+    expect(notice).to_have_text("sage200_default: Token refreshed.")
     assert stats()["token_grants"]["refresh_token"] == grants["refresh_token"] + 1
     screenshot(page, "token-page.png", tmp_path)
 

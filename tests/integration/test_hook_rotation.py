@@ -29,13 +29,20 @@ print(calls)
 
 @pytest.mark.multiprocess
 @pytest.mark.parametrize(
-    "host_lock", [pytest.param("True", id="host-lock"), pytest.param("False", id="lease-only")]
+    ("host_lock", "refusal"),
+    [
+        pytest.param("True", None, id="host-lock"),
+        pytest.param("False", None, id="lease-only"),
+        # Sage ID refusing every refresh while the access token has more than 1 s left: "not now", never a failure.
+        pytest.param("True", 1.0, id="early-refresh-refused"),
+    ],
 )
-def test_eight_processes_share_one_rotating_token(consented, emulator, host_lock):
+def test_eight_processes_share_one_rotating_token(consented, emulator, host_lock, refusal):
     emulator.client.configure(access_token_ttl=3, reuse_grace=0, reuse_detection=True)
     from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 
     Sage200Hook().refresh()  # start from a 3-second token
+    emulator.client.configure(early_refresh_refusal_seconds=refusal)
     base = emulator.client.stats()["token_grants"]["refresh_token"]
     env = os.environ | {"AIRFLOW__SAGE200__HOST_LOCK": host_lock}
     duration = 12.0
