@@ -40,6 +40,9 @@ test: lint browser topology-packages
 	$(BIN)/pytest -m "not topology"
 	$(BIN)/pytest tests/topology/test_exports.py
 
+unit: venv  # unit tests only: no emulator, no Airflow DB, seconds
+	$(BIN)/pytest tests/unit -q
+
 e2e: venv
 	$(BIN)/pytest -m e2e
 

@@ -102,6 +102,23 @@ class RefreshTiming:
         if self.claim_settle <= self.claim_write_limit:
             raise ValueError("claim_settle must be longer than claim_write_limit")
 
+    @classmethod
+    def from_config(cls) -> RefreshTiming:
+        """The timings set in the ``[sage200]`` config section, each option defaulting to the field's default."""
+        from airflow_provider_sage200.settings import from_config
+
+        return from_config(cls, TIMING_OPTIONS)
+
+
+# [sage200] option -> RefreshTiming field.
+TIMING_OPTIONS = {
+    "refresh_lease_seconds": "lease_seconds",
+    "claim_write_limit_seconds": "claim_write_limit",
+    "claim_settle_seconds": "claim_settle",
+    "lease_poll_seconds": "poll_interval",
+    "host_lock": "host_lock",
+}
+
 
 def lease_variable_key(token_variable: str) -> str:
     """Return the key of the Variable holding the refresh lease for ``token_variable``."""

@@ -37,6 +37,8 @@ Rule = Callable[[Token], bool]
 
 log = logging.getLogger(__name__)
 
+# Refresh when fewer seconds than this remain (``[sage200] refresh_margin_seconds``; at most half the lifetime).
+REFRESH_MARGIN = 300.0
 # A token another worker stored is taken unless fewer than this many seconds (or a quarter of its life) remain.
 ANOTHER_WORKERS_TOKEN_FLOOR = 30.0
 # An access token with less than this left is treated as expired: it could expire on the way to Sage 200.

@@ -76,6 +76,13 @@ class RetryPolicy:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
 
+    @classmethod
+    def from_config(cls) -> RetryPolicy:
+        """The policy set in the ``[sage200]`` config section, each option defaulting to the field's default."""
+        from airflow_provider_sage200.settings import from_config
+
+        return from_config(cls, RETRY_OPTIONS)
+
     @property
     def timeout(self) -> tuple[float, float]:
         return (self.connect_timeout, self.read_timeout)
@@ -83,6 +90,16 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+# [sage200] option -> RetryPolicy field.
+RETRY_OPTIONS = {
+    "connect_timeout_seconds": "connect_timeout",
+    "read_timeout_seconds": "read_timeout",
+    "max_attempts": "max_attempts",
+    "max_retry_seconds": "max_elapsed",
+    "backoff_base_seconds": "backoff_base",
+}
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

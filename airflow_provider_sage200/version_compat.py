@@ -64,6 +64,11 @@ else:
     from airflow.exceptions import AirflowException
     from airflow.hooks.base import BaseHook
 
+try:  # the Task SDK defines it on the newest lines; older ones only in airflow.exceptions
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+except ImportError:
+    from airflow.exceptions import AirflowSensorTimeout
+
 if AIRFLOW_V_3_2_PLUS:
     from airflow.sdk import conf
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -81,6 +86,7 @@ __all__ = [  # and, imported on first use, the names in _LAZY
     "TOKEN_PAGE_KIND",
     "AirflowException",
     "AirflowNotFoundException",
+    "AirflowSensorTimeout",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",

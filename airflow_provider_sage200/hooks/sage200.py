@@ -40,8 +40,9 @@ from airflow_provider_sage200.query import (
     validate_query,
 )
 from airflow_provider_sage200.refresh import RefreshCoordinator, RefreshTiming
+from airflow_provider_sage200.settings import option
 from airflow_provider_sage200.token import TokenStatus
-from airflow_provider_sage200.token_provider import Sage200TokenProvider
+from airflow_provider_sage200.token_provider import REFRESH_MARGIN, Sage200TokenProvider
 from airflow_provider_sage200.token_store import VariableTokenStore
 from airflow_provider_sage200.transport import (
     ALLOWED_METHODS,
@@ -53,11 +54,7 @@ from airflow_provider_sage200.transport import (
     read_json,
     send_with_retries,
 )
-from airflow_provider_sage200.version_compat import BaseHook, conf
-
-
-def _config_float(option: str, default: float) -> float:
-    return conf.getfloat("sage200", option, fallback=default)
+from airflow_provider_sage200.version_compat import BaseHook
 
 
 class Sage200Hook(BaseHook):
@@ -90,22 +87,10 @@ class Sage200Hook(BaseHook):
         super().__init__()
         self.sage200_conn_id = sage200_conn_id
         self.refresh_margin = (
-            refresh_margin if refresh_margin is not None else _config_float("refresh_margin_seconds", 300)
+            refresh_margin if refresh_margin is not None else option("refresh_margin_seconds", REFRESH_MARGIN)
         )
-        self.retry_policy = retry_policy or RetryPolicy(
-            connect_timeout=_config_float("connect_timeout_seconds", 10),
-            read_timeout=_config_float("read_timeout_seconds", 60),
-            max_attempts=int(_config_float("max_attempts", 10)),
-            max_elapsed=_config_float("max_retry_seconds", 300),
-            backoff_base=_config_float("backoff_base_seconds", 0.5),
-        )
-        self.refresh_timing = refresh_timing or RefreshTiming(
-            lease_seconds=_config_float("refresh_lease_seconds", 120),
-            claim_write_limit=_config_float("claim_write_limit_seconds", 2.0),
-            claim_settle=_config_float("claim_settle_seconds", 2.5),
-            poll_interval=_config_float("lease_poll_seconds", 0.5),
-            host_lock=conf.getboolean("sage200", "host_lock", fallback=True),
-        )
+        self.retry_policy = retry_policy or RetryPolicy.from_config()
+        self.refresh_timing = refresh_timing or RefreshTiming.from_config()
         self.pool_size = pool_size
 
     # -- configuration ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sage200.connection import DEFAULT_CONN_ID
 from airflow_provider_sage200.exceptions import Sage200AuthError
 from airflow_provider_sage200.token_health import TokenVerdict, judge
-from airflow_provider_sage200.version_compat import AirflowException, BaseSensorOperator, conf
+from airflow_provider_sage200.version_compat import AirflowSensorTimeout, BaseSensorOperator, conf
 
 if TYPE_CHECKING:
     from airflow_provider_sage200.hooks.sage200 import Sage200Hook
@@ -88,7 +88,9 @@ class Sage200TokenSensor(BaseSensorOperator):
         return verdict
 
     def execute(self, context: Context) -> Any:
-        if self.deferrable and not self.poke(context):
+        if self.deferrable:
+            if self.poke(context):  # already healthy: one check, no second poke
+                return None
             self.defer(
                 trigger=self._trigger(),
                 method_name="execute_complete",
@@ -96,10 +98,8 @@ class Sage200TokenSensor(BaseSensorOperator):
             )
         try:
             return super().execute(context)
-        except AirflowException as exc:
-            if "timed out" not in str(exc):
-                raise
-            raise type(exc)(f"{exc} Last check: {self._verdict().reason}") from None
+        except AirflowSensorTimeout as exc:
+            raise AirflowSensorTimeout(f"{exc} Last check: {self._verdict().reason}") from None
 
     def _trigger(self):
         from airflow_provider_sage200.triggers.sage200 import Sage200TokenTrigger
@@ -118,6 +118,8 @@ class Sage200TokenSensor(BaseSensorOperator):
         if event["status"] == "success":
             self.log.info("%s", event["message"])
             return
+        if event["status"] == "error":
+            raise Sage200AuthError(f"Sage 200 token check failed in the triggerer: {event['message']}")
         if event["status"] == "refresh_needed" and self.allow_refresh:
             verdict = self._refresh()
             if verdict.healthy:

@@ -17,7 +17,7 @@ from airflow_provider_sage200.version_compat import BaseTrigger, TriggerEvent
 class Sage200TokenEvent(TypedDict):
     """Payload of the single event the trigger fires."""
 
-    status: Literal["success", "refresh_needed", "timeout"]
+    status: Literal["success", "refresh_needed", "timeout", "error"]
     message: str
 
 
@@ -25,7 +25,7 @@ class Sage200TokenTrigger(BaseTrigger):
     """Poll the token Variable until the token passes the thresholds.
 
     Fires ``success`` when healthy, ``refresh_needed`` when only a refresh is missing (the worker then
-    refreshes), ``timeout`` at ``end_time`` with the last reason.
+    refreshes), ``timeout`` at ``end_time`` with the last reason, ``error`` when the token cannot be read.
 
     :param sage200_conn_id: the ``sage200`` connection (for messages).
     :param token_variable: the Variable holding the tokens.
@@ -75,9 +75,15 @@ class Sage200TokenTrigger(BaseTrigger):
         return judge(status, self.min_access_token_ttl, self.min_refresh_token_ttl)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_sage200.exceptions import Sage200Error
+
         while True:
             # Variable reads are synchronous calls to the supervisor: keep them off the event-loop thread.
-            verdict = await asyncio.to_thread(self._check)
+            try:
+                verdict = await asyncio.to_thread(self._check)
+            except Sage200Error as exc:  # e.g. a Variable that does not hold a token: the worker reports it
+                yield TriggerEvent(Sage200TokenEvent(status="error", message=str(exc)))
+                return
             if verdict.healthy or verdict.refresh_can_fix:
                 status = "success" if verdict.healthy else "refresh_needed"
                 yield TriggerEvent(Sage200TokenEvent(status=status, message=verdict.reason))
