@@ -136,7 +136,7 @@ def test_token_page_refuses_forged_posts_foreign_notices_and_a_spoofed_host(depl
     notice = requests.get(
         f"{deployment.url}/sage200/{own.headers['location'].lstrip('./')}", cookies=cookie, timeout=30
     )
-    assert "Refreshed the token of sage200_default." in notice.text
+    assert "sage200_default: Token refreshed." in notice.text
 
     spoofed = requests.get(
         page, params={"message": "Call +44 0000 to keep your token"}, cookies=cookie, timeout=30
