@@ -139,6 +139,16 @@ def uses_key_paging(query: Mapping[str, str]) -> bool:
     return "$skip" not in query and orderby in ("", "id", "id asc")
 
 
+def paging_mode(endpoint: str, query: Mapping[str, str], max_concurrency: int = 1) -> str:
+    """How a read of ``endpoint`` with ``query`` pages: ``record`` (one record), ``offset`` (``$skip``),
+    ``key`` (``id gt <last>``, one page after another) or ``key_ranges`` (id ranges read concurrently)."""
+    if is_record_path(endpoint):
+        return "record"
+    if not uses_key_paging(query):
+        return "offset"
+    return "key_ranges" if max_concurrency > 1 and "$top" not in query else "key"
+
+
 def iter_pages(
     fetch: Callable[[dict[str, str]], Page],
     query: Mapping[str, str],

@@ -3,8 +3,9 @@
 Each run exports the orders whose ``date_time_updated`` falls in its data interval
 ``[data_interval_start, data_interval_end)`` to ``<base_uri>/sop_orders/<ds>.<format>`` (JSONL, or Parquet when
 pyarrow is installed), after a token-health gate. Consecutive runs export every change once; ``catchup`` (or
-``airflow dags backfill``) fills past days. The files are declared as the ``sage200_sop_orders`` Asset, so
-downstream DAGs can be scheduled on them.
+``airflow dags backfill``) fills past days. The files are declared as the ``sage200_sop_orders`` Asset: each
+run's Asset event says in its ``extra`` which file arrived, with how many records and bytes, for which data
+interval, and ``sage200_load_sales_orders`` (scheduled on the Asset) loads exactly that file.
 
 Settings (no hard-coding): the ``base_uri`` Param, defaulting to the ``sage200_export_base_uri`` Variable.
 """

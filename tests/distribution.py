@@ -30,6 +30,8 @@ def build(out_dir: Path, *kinds: str, source: Path = REPO) -> dict[str, Path]:
 def venv_with_wheel(wheel: Path, venv: Path) -> Path:
     """A new venv holding the dev venv's resolved dependencies (no resolution, from uv's cache) and ``wheel``.
 
+    About 30 s on an idle 2-core machine, most of it compiling bytecode.
+
     Returns the venv's Python. Nothing from the work tree is installed: run it with a working directory outside
     the repository, or ``python -m`` would put the source tree first on ``sys.path``.
     """
@@ -44,8 +46,20 @@ def venv_with_wheel(wheel: Path, venv: Path) -> Path:
     python = venv / "bin" / "python"
     subprocess.run([*UV, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
     for spec in (["-r", str(requirements)], [str(wheel)]):
+        # Bytecode now, not on first import: a fresh API server compiling its execution API on the first task's
+        # request took 38 s under load, past the worker's timeouts.
         subprocess.run(
-            [*UV, "pip", "install", "--quiet", "--no-deps", "--python", str(python), *spec],
+            [
+                *UV,
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--compile-bytecode",
+                "--python",
+                str(python),
+                *spec,
+            ],
             check=True,
             capture_output=True,
         )

@@ -34,7 +34,7 @@ from airflow_provider_sage200.query import (
     DEFAULT_PAGE_SIZE,
     is_record_path,
     iter_pages,
-    uses_key_paging,
+    paging_mode,
     validate_endpoint,
     validate_page_size,
     validate_query,
@@ -344,7 +344,7 @@ class Sage200Hook(BaseHook):
                 )
             return page
 
-        if limiter is None or "$top" in query or not uses_key_paging(query):
+        if paging_mode(endpoint, query, max_concurrency) != "key_ranges":
             yield from iter_pages(fetch, query, page_size, endpoint=endpoint)
             return
 

@@ -14,6 +14,7 @@ from airflow_provider_sage200.parallel import DEFAULT_MAX_CONCURRENCY, validate_
 from airflow_provider_sage200.query import (
     DEFAULT_PAGE_SIZE,
     and_filters,
+    paging_mode,
     validate_endpoint,
     validate_page_size,
     validate_query,
@@ -21,6 +22,8 @@ from airflow_provider_sage200.query import (
 from airflow_provider_sage200.version_compat import BaseOperator
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
     from airflow_provider_sage200.hooks.sage200 import Sage200Hook
     from airflow_provider_sage200.version_compat import Context
 
@@ -64,6 +67,10 @@ class Sage200GetOperator(BaseOperator):
         split into ranges read in parallel and written in ``id`` order. Halves itself while Sage answers 429
         or 503. Offset paging (your own ``$orderby`` or ``$skip``) and a ``$top`` cap read sequentially.
     :param xcom_record_limit: without ``output_uri``, refuse to push more records than this to XCom.
+
+    With ``outlets``, each Asset's event carries the export's ``extra`` (path, records, bytes, data interval: see
+    :mod:`airflow_provider_sage200.assets`); with the OpenLineage provider installed, the run emits the resource
+    and the file as datasets (see :mod:`airflow_provider_sage200.openlineage`).
     """
 
     template_fields: Sequence[str] = ("sage200_conn_id", "endpoint", "query", "output_uri")
@@ -140,12 +147,34 @@ class Sage200GetOperator(BaseOperator):
             from airflow_provider_sage200.query import record_count
 
             return record_count(self.hook.send(self.endpoint, query=query), self.endpoint)
-        if self.output_uri:
-            return self._export_to_file(query)
-        return self._export_to_xcom(query)
+        result = self._export_to_file(query) if self.output_uri else self._export_to_xcom(query)
+        self._announce(context, query, result)
+        return result
+
+    def _announce(self, context: Context, query: dict[str, str], result: Any) -> None:
+        """Tell the outlets' Asset events, and later OpenLineage, what this export wrote."""
+        from airflow_provider_sage200.assets import annotate_outlet_events, export_event_extra
+
+        summary = (
+            result if self.output_uri else {"records": self._progress.records, "pages": self._progress.pages}
+        )
+        extra = export_event_extra(self.endpoint, summary, context)
+        annotate_outlet_events(context, self.outlets, extra)
+        self.export_facts = extra | {"paging_mode": paging_mode(self.endpoint, query, self.max_concurrency)}
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        from airflow_provider_sage200.openlineage import export_lineage
+
+        return export_lineage(self.hook.config, self.endpoint, self.output_uri)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        from airflow_provider_sage200.openlineage import export_lineage
+
+        facts = getattr(self, "export_facts", None)
+        return export_lineage(self.hook.config, self.endpoint, self.output_uri, facts)
 
     def _pages(self, query: dict[str, str], raw_records: bool = False):
-        progress = _Progress(self.log, self.endpoint, self.progress_interval)
+        progress = self._progress = _Progress(self.log, self.endpoint, self.progress_interval)
         for page in self.hook.iter_pages(
             self.endpoint,
             query,
@@ -263,12 +292,21 @@ class Sage200Operator(BaseOperator):
         self.query = query
         self.sage200_conn_id = sage200_conn_id
 
+    @cached_property
+    def hook(self) -> Sage200Hook:
+        return _hook(self.sage200_conn_id)
+
     def execute(self, context: Context) -> Any:
         validate_endpoint(self.endpoint)
         validate_query(self.query)
         if self.method in ("POST", "PUT") and self.json is None:
             raise Sage200ConfigError(f"{self.method} {self.endpoint} needs a json body.")
-        return _hook(self.sage200_conn_id).send(self.endpoint, self.method, query=self.query, json=self.json)
+        return self.hook.send(self.endpoint, self.method, query=self.query, json=self.json)
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        from airflow_provider_sage200.openlineage import call_lineage
+
+        return call_lineage(self.hook.config, self.endpoint, self.method)
 
 
 class Sage200RefreshTokenOperator(BaseOperator):

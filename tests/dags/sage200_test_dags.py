@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
 
 from airflow_provider_sage200.operators.sage200 import (
     Sage200GetOperator,
@@ -142,3 +142,32 @@ with DAG("t_token_health", schedule=None, start_date=START, catchup=False):
         poke_interval=1,
         timeout=2,
     )
+
+
+# Lineage and Asset events: an incremental export with an outlet, then a write.
+LINEAGE_ORDERS = Asset(name="t_lineage_sop_orders", uri="file:///t_lineage/sop_orders")
+
+with DAG(
+    "t_lineage",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=START,
+    catchup=False,
+    render_template_as_native_obj=True,
+):
+    export = Sage200GetOperator(
+        task_id="export",
+        endpoint="sop_orders",
+        query={"$select": "id,document_no,date_time_updated"},
+        incremental_field="date_time_updated",
+        output_uri="{{ dag_run.conf['output_dir'] }}/{{ ds }}.jsonl",
+        page_size=100,
+        max_concurrency=2,
+        outlets=[LINEAGE_ORDERS],
+    )
+    write = Sage200Operator(
+        task_id="write",
+        endpoint="customers",
+        method="POST",
+        json={"reference": CONF % "reference", "name": "Lineage Ltd"},
+    )
+    export >> write

@@ -198,7 +198,12 @@ def deployment(tmp_path_factory, deployed_python):
         start_control_plane(
             deployment,
             ("api-server", "--port", str(deployment.port)),
-            ("sage200_export_sales_orders", "sage200_token_maintenance", "e2e_deferrable_sensor"),
+            (
+                "sage200_export_sales_orders",
+                "sage200_load_sales_orders",
+                "sage200_token_maintenance",
+                "e2e_deferrable_sensor",
+            ),
         )
         yield deployment
     finally:
@@ -230,6 +235,9 @@ def provision(deployment: Deployment, dag_files: list[Path]) -> None:
     deployment.airflow("connections", "add", "sage200_default", "--conn-json", json.dumps(conn))
     deployment.airflow("pools", "set", "sage200_token", "1", "Sage 200 token refresh")
     deployment.airflow("variables", "set", "sage200_export_base_uri", str(deployment.exports))
+    deployment.airflow(
+        "variables", "set", "sage200_warehouse_path", str(deployment.home / "warehouse.sqlite")
+    )
     consent_with_the_cli(deployment)
 
 

@@ -8,6 +8,7 @@ stopped by its PID.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,6 +25,24 @@ def test_export_dag_runs_on_real_workers_and_writes_files(deployment):
     assert result["state"] == "success", result
     files = list((deployment.exports / "sop_orders").glob("*.*"))
     assert len(files) == 1 and files[0].stat().st_size > 0
+    # The real worker's Asset event says what arrived; the load DAG (run by hand: the latest event) reads it
+    # through the Execution API and loads exactly that file.
+    events = deployment.api(
+        "GET", "/api/v2/assets/events", params={"source_dag_id": "sage200_export_sales_orders"}
+    )
+    extra = max(events.json()["asset_events"], key=lambda event: event["timestamp"])["extra"]
+    assert extra["path"] == str(files[0]) and extra["bytes"] == files[0].stat().st_size
+    assert extra["data_interval_end"] == (day - timedelta(days=1)).isoformat()
+    loaded = deployment.run_dag("sage200_load_sales_orders")
+    assert loaded["state"] == "success", loaded
+    xcom = deployment.api(
+        "GET",
+        f"/api/v2/dags/sage200_load_sales_orders/dagRuns/{loaded['dag_run_id']}/taskInstances/"
+        "load_sales_orders/xcomEntries/return_value",
+    ).json()["value"]
+    xcom = json.loads(xcom) if isinstance(xcom, str) else xcom  # the stored JSON, as the worker wrote it
+    assert xcom["warehouse_rows"] == extra["records"]
+    assert [entry["path"] for entry in xcom["loaded"]] == [extra["path"]]
 
 
 def test_token_maintenance_runs_in_its_pool(deployment):

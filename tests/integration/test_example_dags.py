@@ -18,6 +18,7 @@ def test_example_dags_import_cleanly(airflow_db):
         "sage200_token_health",
         "sage200_sites",
         "sage200_push_records",
+        "sage200_load_sales_orders",
     }
     maintenance = bag.get_dag("sage200_token_maintenance")
     assert maintenance.max_active_runs == 1

@@ -1,0 +1,75 @@
+"""Run one DAG with ``dag.test()`` in a fresh process, with its own DAGs folder and settings.
+
+For tests that need configuration read once per process (the OpenLineage transport) or another DAGs folder
+(the example DAGs): ``python -m tests.dag_runner <out.json> <dag_id> '<conf json>' [logical date]`` writes
+``{task_id: [state, return value]}`` to ``out.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_dag_in_process(
+    dag_folder: Path,
+    dag_id: str,
+    conf: dict | None = None,
+    logical_date: datetime | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, list[Any]]:
+    """``dag.test()`` of ``dag_id`` from ``dag_folder`` in a subprocess sharing this test's metastore."""
+    out = Path(tempfile.mkdtemp(prefix="dag-runner-")) / "results.json"
+    args = [sys.executable, "-m", "tests.dag_runner", str(out), dag_id, json.dumps(conf or {})]
+    if logical_date is not None:
+        args.append(logical_date.isoformat())
+    result = subprocess.run(
+        args,
+        cwd=REPO,
+        env=os.environ | {"AIRFLOW__CORE__DAGS_FOLDER": str(dag_folder)} | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    shutil.rmtree(out.parent)
+    return results
+
+
+def main() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    out, dag_id, conf = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+    kwargs: dict[str, Any] = {"run_conf": conf}
+    if len(sys.argv) > 4:
+        kwargs["logical_date"] = datetime.fromisoformat(sys.argv[4])
+    dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag(dag_id)
+    run = dag.test(**kwargs)
+    results: dict[str, list[Any]] = {}
+    with create_session() as session:
+        for ti in session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run.run_id):
+            row = (
+                session.query(XComModel)
+                .filter_by(dag_id=dag_id, run_id=run.run_id, task_id=ti.task_id, key="return_value")
+                .first()
+            )
+            value = XComModel.deserialize_value(row) if row is not None else None
+            results[ti.task_id] = [str(ti.state), value]
+    out.write_text(json.dumps(results, default=str))
+
+
+if __name__ == "__main__":
+    main()
