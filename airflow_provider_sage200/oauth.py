@@ -29,6 +29,7 @@ from airflow_provider_sage200.exceptions import (
 from airflow_provider_sage200.masking import mask_token
 from airflow_provider_sage200.token import login_command, token_from_grant
 from airflow_provider_sage200.transport import (
+    RedirectGuard,
     RetryPolicy,
     error_message,
     raise_for_response,
@@ -72,6 +73,12 @@ def _allow_loopback_http(url: str) -> Iterator[None]:
                 os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = previous
 
 
+class _SageIdSession(RedirectGuard, OAuth2Session):
+    """Token requests carry the client secret and a code or refresh token: no redirect is ever followed."""
+
+    follow_reads = False
+
+
 class SageIdClient:
     """Calls Sage ID's authorize and token endpoints for one connection.
 
@@ -103,7 +110,7 @@ class SageIdClient:
         self, code: str, redirect_uri: str | None = None, code_verifier: str | None = None
     ) -> dict[str, Any]:
         """Trade an authorization code for the first token (a new consent: fixed refresh expiry starts)."""
-        session = OAuth2Session(self.config.client_id, redirect_uri=redirect_uri or self.config.redirect_uri)
+        session = _SageIdSession(self.config.client_id, redirect_uri=redirect_uri or self.config.redirect_uri)
         extra = {"code_verifier": code_verifier} if code_verifier else {}
         response = self._token_call(
             lambda: session.fetch_token(
@@ -131,7 +138,7 @@ class SageIdClient:
                 f"expiry ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(expires))}). Run "
                 f"{login_command(self.config.conn_id)} to consent again."
             )
-        session = OAuth2Session(self.config.client_id)
+        session = _SageIdSession(self.config.client_id)
         response = self._token_call(
             lambda: session.refresh_token(
                 self.config.token_url,

@@ -189,6 +189,49 @@ def _status_hint(status: int, endpoint: str) -> str | None:
     return None
 
 
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+class RedirectGuard:
+    """A :class:`requests.Session` mixin deciding which redirects are followed.
+
+    Never followed: a redirect of anything but a read (GET), one to another origin (scheme, host, port), one from
+    https to http, and, with ``follow_reads=False`` (token requests), any redirect at all: the request carries the
+    client secret, a refresh token or the bearer token and subscription key, and 301/302 would turn a write into a
+    GET. The refusal is a :class:`Sage200ClientError` naming the status and the Location (without its query).
+    """
+
+    follow_reads = True
+    max_redirects = 3
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target = super().get_redirect_target(resp)  # type: ignore[misc]
+        if target is None:
+            return None
+        from urllib.parse import urljoin
+
+        location = urljoin(resp.url, target)
+        request = resp.request
+        if not (self.follow_reads and request.method == "GET" and _origin(location) == _origin(request.url)):
+            parts = urlsplit(location)
+            shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
+            raise Sage200ClientError(
+                f"the server answered with a redirect (HTTP {resp.status_code}) to {shown}; it was not followed: "
+                "a Sage request is never redirected to another origin, to http, or as a write (it carries "
+                "credentials). Set the connection's URL to the final address",
+                method=request.method or "?",
+                endpoint=urlsplit(request.url).path,
+                status_code=resp.status_code,
+            )
+        return target
+
+
+class GuardedSession(RedirectGuard, requests.Session):
+    """The API session: reads follow same-origin redirects only; nothing else is redirected."""
+
+
 def was_not_sent(exc: BaseException) -> bool:
     """True when a transport error proves the request never reached the server (refused, connect timeout)."""
     if isinstance(exc, ConnectTimeout):

@@ -47,6 +47,7 @@ from airflow_provider_sage200.token_store import VariableTokenStore
 from airflow_provider_sage200.transport import (
     ALLOWED_METHODS,
     RAW_RECORDS,
+    GuardedSession,
     RetryPolicy,
     error_message,
     not_json_message,
@@ -125,7 +126,7 @@ class Sage200Hook(BaseHook):
 
     @cached_property
     def _session(self) -> requests.Session:
-        session = requests.Session()
+        session = GuardedSession()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.pool_size, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
