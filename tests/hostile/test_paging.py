@@ -149,3 +149,13 @@ def test_a_list_answered_to_count_fails_clearly(connect):
             operator.execute({})
         with pytest.raises(Sage200ServerError, match=r"\$count.*a number of records, got list"):
             list(Sage200Hook().iter_pages("sop_orders", page_size=3, max_concurrency=4))
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_emulator_clamping_top_is_read_completely(tmp_path, consented, emulator, concurrency):
+    """Defect 3 against the emulator's faithful fault: `$top` silently clamped to 500, as older builds do."""
+    emulator.client.configure(max_top=500, top_over_max="clamp")
+    operator, out = export(tmp_path, concurrency, page_size=1000, query={"$filter": "id le 3000"})
+    summary = operator.execute({})
+    assert summary["records"] == 3000
+    assert read_ids(out / "orders.jsonl") == [r["id"] for r in emulator.client.truth("sop_orders")][:3000]
