@@ -38,7 +38,7 @@ def run_dag_in_process(
         env=os.environ | {"AIRFLOW__CORE__DAGS_FOLDER": str(dag_folder)} | (env or {}),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # a loaded 2-core machine has taken over 5 minutes for one run
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(out.read_text())

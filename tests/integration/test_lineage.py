@@ -18,7 +18,8 @@ from tests.conftest import TEST_DAGS
 from tests.dag_runner import run_dag_in_process
 from tests.integration.test_dags import run_dag
 
-pytestmark = pytest.mark.usefixtures("consented")
+# Two or three fresh Airflow processes per test: more than the suite's 600 s on a loaded machine.
+pytestmark = [pytest.mark.usefixtures("consented"), pytest.mark.timeout(1800)]
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 
 
