@@ -7,7 +7,7 @@ DLT_PYTHON := benchmarks/.venv-dlt/bin/python
 # Some machines set PYTHONDONTWRITEBYTECODE; every Airflow subprocess would then recompile Airflow from source.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv browser topology-packages test lint unit demo e2e topology soak soak-celery bench docs dist screenshots audit clean
+.PHONY: venv browser topology-packages test lint unit demo e2e topology soak soak-celery bench docs dist screenshots audit clean compat compat-lock
 
 venv: $(STAMP)
 
@@ -42,6 +42,15 @@ test: lint browser topology-packages
 
 unit: venv  # unit tests only: no emulator, no Airflow DB, seconds
 	$(BIN)/pytest tests/unit -q
+
+# The older Airflow lines (2.11, 3.0, 3.1, 3.2), each from its lock in compat/ (see compat/README.md).
+# make compat COMPAT_LINES="2.11 3.1" runs a selection.
+compat: venv
+	compat/run.sh $(COMPAT_LINES)
+
+# Re-resolve the locks (after a dependency change in pyproject.toml).
+compat-lock: venv
+	compat/lock.sh
 
 e2e: venv
 	$(BIN)/pytest -m e2e
@@ -88,4 +97,4 @@ audit: venv
 	scripts/audit.sh
 
 clean:
-	rm -rf $(VENV) dist .demo .site .pytest_cache .ruff_cache benchmarks/.venv-dlt benchmarks/results
+	rm -rf $(VENV) dist compat/.envs .demo .site .pytest_cache .ruff_cache benchmarks/.venv-dlt benchmarks/results

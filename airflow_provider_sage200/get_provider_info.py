@@ -58,6 +58,18 @@ CONN_FIELDS: dict[str, Any] = {
 }
 
 
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["host", "port", "schema"],
+    "relabeling": {"login": "Client ID", "password": "Client Secret"},
+    "placeholders": {
+        "login": "Sage ID client id",
+        "password": "Sage ID client secret",
+        "site_id": "2f1b8a52-3d4c-4e5f-9a6b-7c8d9e0f1a2b",
+        "company_id": "1",
+    },
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-sage200",
@@ -89,16 +101,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "sage200",
                 "hook-class-name": "airflow_provider_sage200.hooks.sage200.Sage200Hook",
                 "hook-name": "Sage 200",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["host", "port", "schema"],
-                    "relabeling": {"login": "Client ID", "password": "Client Secret"},
-                    "placeholders": {
-                        "login": "Sage ID client id",
-                        "password": "Sage ID client secret",
-                        "site_id": "2f1b8a52-3d4c-4e5f-9a6b-7c8d9e0f1a2b",
-                        "company_id": "1",
-                    },
-                },
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
                 "conn-fields": CONN_FIELDS,
             }
         ],

@@ -96,6 +96,7 @@ __all__ = [  # and, imported on first use, the names in _LAZY
     "TriggerEvent",
     "Variable",
     "conf",
+    "cron_trigger_schedule",
     "in_task_process",
     "mask_secret_in_core",
     "mask_secret_in_task",
@@ -120,6 +121,25 @@ def __getattr__(name: str) -> Any:
     value = getattr(module, name)
     globals()[name] = value
     return value
+
+
+def cron_trigger_schedule(timetable: Any) -> tuple[str, Any] | None:
+    """``(cron expression, timezone)`` of a ``CronTriggerTimetable`` (what ``schedule="@daily"`` makes on 3.x).
+
+    The DAG a task sees holds the Task SDK's timetable on 3.2+ (``expression``, ``timezone``) and core's before
+    (``_expression``, ``_timezone``). None for any other timetable.
+    """
+    if type(timetable).__name__ != "CronTriggerTimetable":
+        return None
+    expression = getattr(timetable, "expression", None) or getattr(timetable, "_expression", None)
+    timezone = getattr(timetable, "timezone", None) or getattr(timetable, "_timezone", None)
+    if not isinstance(expression, str) or timezone is None:
+        return None
+    if isinstance(timezone, str):  # the Task SDK's timetable keeps the name it was given
+        import pendulum
+
+        timezone = pendulum.timezone(timezone)
+    return expression, timezone
 
 
 def in_task_process() -> bool:

@@ -1,4 +1,4 @@
-"""Daily incremental export of Sage 200 sales orders, one file per data interval.
+"""Daily incremental export of Sage 200 sales orders, one file per day.
 
 Each run exports the orders whose ``date_time_updated`` falls in its data interval
 ``[data_interval_start, data_interval_end)`` to ``<base_uri>/sop_orders/<ds>.<format>`` (JSONL, or Parquet when
@@ -15,18 +15,18 @@ from __future__ import annotations
 import importlib.util
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
+from airflow.providers.common.compat.sdk import DAG, Asset, Param
 
 from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
 from airflow_provider_sage200.sensors.sage200 import Sage200TokenSensor
 
 OUTPUT_FORMAT = "parquet" if importlib.util.find_spec("pyarrow") else "jsonl"
-SOP_ORDERS = Asset(name="sage200_sop_orders", uri="file:///sage200/sop_orders")
+SOP_ORDERS = Asset(uri="file:///sage200/sop_orders")  # a Dataset on Airflow 2.11
 
 with DAG(
     dag_id="sage200_export_sales_orders",
     description="Export Sage 200 sales orders changed in each day, to one file per day",
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    schedule="@daily",
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=4,

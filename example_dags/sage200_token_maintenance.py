@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from airflow.providers.common.compat.sdk import DAG
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-from airflow.sdk import DAG
 
 from airflow_provider_sage200.operators.sage200 import Sage200RefreshTokenOperator
 from airflow_provider_sage200.sensors.sage200 import Sage200TokenSensor

@@ -76,6 +76,19 @@ class Sage200Hook(BaseHook):
     conn_type = "sage200"
     hook_name = "Sage 200"
 
+    # The connection form on Airflow 2.11, 3.0 and 3.1 (3.2+ reads conn-fields from provider info instead).
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from airflow_provider_sage200.connection_form import connection_form_widgets
+
+        return connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        from airflow_provider_sage200.connection_form import ui_field_behaviour
+
+        return ui_field_behaviour()
+
     def __init__(
         self,
         sage200_conn_id: str = default_conn_name,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sage200.connection import DEFAULT_CONN_ID
 from airflow_provider_sage200.exceptions import Sage200ConfigError
+from airflow_provider_sage200.intervals import export_window
 from airflow_provider_sage200.parallel import DEFAULT_MAX_CONCURRENCY, validate_max_concurrency
 from airflow_provider_sage200.query import (
     DEFAULT_PAGE_SIZE,
@@ -123,19 +124,7 @@ class Sage200GetOperator(BaseOperator):
                 "$count returns a number, not records; it cannot be written to output_uri."
             )
         if self.incremental_field:
-            start, end = context.get("data_interval_start"), context.get("data_interval_end")
-            if start is None or end is None:
-                raise Sage200ConfigError(
-                    "incremental_field needs a data interval, but this run has none (a manual run of a DAG "
-                    "without a schedule); give the DAG a schedule or drop incremental_field."
-                )
-            if start >= end:
-                raise Sage200ConfigError(
-                    f"incremental_field needs a non-empty data interval, but this run's is [{start}, {end}). Airflow 3 "
-                    "schedules cron strings with CronTriggerTimetable, whose runs have no interval: use "
-                    "schedule=CronDataIntervalTimetable('@daily', timezone='UTC') (from airflow.sdk), or set "
-                    "[scheduler] create_cron_data_intervals = True."
-                )
+            start, end = export_window(context)
             query["$filter"] = and_filters(
                 query.get("$filter"), interval_filter(self.incremental_field, start, end)
             )

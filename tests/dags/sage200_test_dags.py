@@ -71,6 +71,23 @@ with DAG(
     )
 
 
+with DAG(
+    "t_incremental_daily",
+    schedule="@daily",
+    start_date=START,
+    catchup=False,
+    render_template_as_native_obj=True,
+):
+    Sage200GetOperator(
+        task_id="export_daily",
+        endpoint="sop_orders",
+        query={"$select": "id,date_time_updated"},
+        incremental_field="date_time_updated",
+        output_uri="{{ dag_run.conf['output_dir'] }}/{{ ds }}.jsonl",
+        page_size=500,
+    )
+
+
 with DAG("t_write", schedule=None, start_date=START, catchup=False, render_template_as_native_obj=True):
     Sage200Operator(task_id="write", endpoint=CONF % "endpoint", method="POST", json=CONF % "body")
 

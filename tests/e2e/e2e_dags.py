@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from airflow_provider_sage200.operators.sage200 import Sage200GetOperator, Sage200RefreshTokenOperator
 from airflow_provider_sage200.sensors.sage200 import Sage200TokenSensor

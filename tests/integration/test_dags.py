@@ -18,14 +18,13 @@ pytestmark = pytest.mark.usefixtures("consented")
 
 def run_dag(dag_id: str, conf: dict | None = None, logical_date: datetime | None = None):
     """Run a DAG from tests/dags with dag.test(); return {task_id: (state, xcom return value)}."""
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
+    from tests.compat import dagbag, xcom_return_value
     from tests.conftest import TEST_DAGS
 
-    dag = DagBag(dag_folder=str(TEST_DAGS / "sage200_test_dags.py")).get_dag(dag_id)
+    dag = dagbag(str(TEST_DAGS / "sage200_test_dags.py")).get_dag(dag_id)
     kwargs = {"run_conf": conf or {}}
     if logical_date is not None:
         kwargs["logical_date"] = logical_date
@@ -34,12 +33,7 @@ def run_dag(dag_id: str, conf: dict | None = None, logical_date: datetime | None
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run.run_id).all()
         for ti in tis:
-            row = (
-                session.query(XComModel)
-                .filter_by(dag_id=dag_id, run_id=run.run_id, task_id=ti.task_id, key="return_value")
-                .first()
-            )
-            value = XComModel.deserialize_value(row) if row is not None else None
+            value = xcom_return_value(session, dag_id, run.run_id, ti.task_id)
             results[ti.task_id] = (str(ti.state), value)
     return results
 
@@ -116,6 +110,21 @@ def test_incremental_runs_over_consecutive_intervals_equal_the_full_set(emulator
     window = {r["id"] for r in truth if days[0] - timedelta(days=1) <= _ts(r) < days[-1]}
     assert len(exported) == len(set(exported))
     assert set(exported) == window and window
+
+
+def test_quickstart_daily_schedule_exports_the_day_before_each_midnight_run(emulator, tmp_path):
+    """schedule="@daily" is a trigger timetable on 3.x, a data-interval one on 2.11: the same day is exported."""
+    from airflow_provider_sage200.version_compat import AIRFLOW_V_3_0_PLUS
+
+    truth = emulator.client.truth("sop_orders", company_id=1, fields=("id", "date_time_updated"))
+    midnight = max(_ts(r) for r in truth).replace(hour=0, minute=0, second=0, microsecond=0)
+    # The run the scheduler starts at that midnight: logical date = the midnight on 3.x, the day before on 2.11.
+    logical = midnight if AIRFLOW_V_3_0_PLUS else midnight - timedelta(days=1)
+    results = run_dag("t_incremental_daily", {"output_dir": str(tmp_path)}, logical_date=logical)
+    assert results["export_daily"][0] == "success", results
+    exported = _ids(tmp_path / f"{logical:%Y-%m-%d}.jsonl", "jsonl")
+    window = {r["id"] for r in truth if midnight - timedelta(days=1) <= _ts(r) < midnight}
+    assert window and sorted(exported) == sorted(window)
 
 
 def _ts(record: dict) -> datetime:

@@ -8,9 +8,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 
 
 def test_example_dags_import_cleanly(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.compat import dagbag
 
-    bag = DagBag(dag_folder=str(EXAMPLES))
+    bag = dagbag(str(EXAMPLES))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {
         "sage200_export_sales_orders",

@@ -68,10 +68,9 @@ def test_a_refresh_stores_no_id_token_and_says_what_it_did(emulator, caplog):
 
 def test_each_secret_is_registered_with_the_log_maskers_once_per_process(monkeypatch):
     """Airflow recompiles a masker's patterns for every new secret and tells the supervisor: once is enough."""
-    from airflow.providers.common.compat.sdk import redact
-
     from airflow_provider_sage200 import masking
     from airflow_provider_sage200.version_compat import AIRFLOW_V_3_1_PLUS
+    from tests.compat import redact
 
     registered: list[str] = []
     real = masking.mask_secret_in_task

@@ -3,10 +3,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow.sdk import Connection
 
 from airflow_provider_sage200.connection import API_BASE_URLS, Sage200ConnectionConfig
 from airflow_provider_sage200.exceptions import Sage200ConfigError
+from airflow_provider_sage200.version_compat import Connection
 
 SITE = "2f1b8a52-3d4c-4e5f-9a6b-7c8d9e0f1a2b"
 

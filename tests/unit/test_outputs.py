@@ -10,10 +10,10 @@ from decimal import Decimal
 import msgspec
 import pyarrow.parquet as pq
 import pytest
-from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_sage200.outputs import AtomicExport
 from airflow_provider_sage200.transport import RAW_RECORDS
+from airflow_provider_sage200.version_compat import ObjectStoragePath
 
 PAGES = [
     [

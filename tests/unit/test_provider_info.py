@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from airflow_provider_sage200.get_provider_info import get_provider_info
 
 
@@ -34,7 +36,7 @@ def test_connection_form_declares_the_documented_fields():
     assert fields["edition"]["schema"]["default"] == "professional"
     assert fields["subscription_key"]["schema"]["format"] == "password"
     # Airflow's UI masks defaults of fields whose names contain "token" and would save the mask.
-    from airflow.sdk.log import redact
+    from tests.compat import redact
 
     for name, field in fields.items():
         if "default" in field["schema"]:
@@ -53,5 +55,36 @@ def test_airflow_discovers_the_provider_and_its_form():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "airflow_provider_sage200.hooks.sage200.Sage200Hook sage200" in out
+    from airflow_provider_sage200.version_compat import AIRFLOW_V_3_0_PLUS, DECLARATIVE_CONN_FIELDS
+
+    if AIRFLOW_V_3_0_PLUS and not DECLARATIVE_CONN_FIELDS:
+        return  # 3.0/3.1 build the React form elsewhere: test_the_react_form_of_3_0_and_3_1_shows_the_fields
     assert "extra__sage200__edition" in out
     assert "extra__sage200__token_variable" in out
+
+
+def test_the_react_form_of_3_0_and_3_1_shows_the_fields():
+    """3.0/3.1's /ui/connections/hook_meta runs the hook's form methods against Airflow's WTForms stand-ins."""
+    import importlib.util
+
+    from airflow_provider_sage200.version_compat import (
+        AIRFLOW_V_3_0_PLUS,
+        AIRFLOW_V_3_1_PLUS,
+        DECLARATIVE_CONN_FIELDS,
+    )
+
+    if not AIRFLOW_V_3_0_PLUS or DECLARATIVE_CONN_FIELDS:
+        pytest.skip("only Airflow 3.0 and 3.1 build the React form from the hook's methods")
+    if not AIRFLOW_V_3_1_PLUS and importlib.util.find_spec("flask_appbuilder") is None:
+        pytest.skip("Airflow 3.0 shows custom fields of any provider only with the FAB provider installed")
+    code = (
+        "from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService as S\n"
+        "m = [h for h in S.hook_meta_data() if h.connection_type == 'sage200'][0]\n"
+        "print(m.hook_name, m.standard_fields.login.title, m.standard_fields.host.hidden)\n"
+        "print(sorted(m.extra_fields))\n"
+        "print(m.extra_fields['edition']['schema']['enum'], m.extra_fields['subscription_key']['schema'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "Sage 200 Client ID True" in out
+    assert "'token_variable'" in out and "'site_id'" in out
+    assert "['standard', 'professional']" in out and "'format': 'password'" in out
