@@ -13,7 +13,7 @@ def dagbag(path: str) -> Any:
         from airflow.dag_processing.dagbag import DagBag
     else:
         from airflow.models.dagbag import DagBag
-    return DagBag(dag_folder=path, include_examples=False)
+    return DagBag(dag_folder=path)
 
 
 def xcom_return_value(session: Any, dag_id: str, run_id: str, task_id: str) -> Any:
