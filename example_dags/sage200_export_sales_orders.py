@@ -21,7 +21,7 @@ from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
 from airflow_provider_sage200.sensors.sage200 import Sage200TokenSensor
 
 OUTPUT_FORMAT = "parquet" if importlib.util.find_spec("pyarrow") else "jsonl"
-SOP_ORDERS = Asset(uri="file:///sage200/sop_orders")  # a Dataset on Airflow 2.11
+SOP_ORDERS = Asset(name="sage200_sop_orders", uri="file:///sage200/sop_orders")
 
 with DAG(
     dag_id="sage200_export_sales_orders",
