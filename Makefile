@@ -7,7 +7,7 @@ DLT_PYTHON := benchmarks/.venv-dlt/bin/python
 # Some machines set PYTHONDONTWRITEBYTECODE; every Airflow subprocess would then recompile Airflow from source.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv browser topology-packages test lint unit demo e2e topology soak soak-celery bench docs dist screenshots audit clean compat compat-lock
+.PHONY: venv browser topology-packages test lint unit demo e2e topology soak soak-celery bench docs dist screenshots audit clean compat compat-lock catalogue
 
 venv: $(STAMP)
 
@@ -91,6 +91,11 @@ screenshots: venv browser
 
 demo: venv
 	$(BIN)/python scripts/demo.py
+
+# Regenerate the resource catalogue (airflow_provider_sage200/catalogue_data.py and the table in docs/reference.md)
+# from Sage's OpenAPI description in ../shared/sage200-openapi/ (a test fails while they disagree).
+catalogue: venv
+	$(BIN)/python scripts/generate_catalogue.py
 
 # Known vulnerabilities in the installed dependencies (needs PyPI's JSON API; not part of `make test`).
 audit: venv

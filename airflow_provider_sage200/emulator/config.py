@@ -52,6 +52,8 @@ class EmulatorConfig:
     customers: int = 200
     products: int = 300
     warehouses: int = 5
+    # Records per company of every other catalogue resource (airflow_provider_sage200/emulator/catalogue.py).
+    catalogue_records: int = 25
     seed: int = 42
     history_days: float = 30.0
     data_end: str | None = None

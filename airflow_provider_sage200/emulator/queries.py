@@ -78,6 +78,39 @@ def shape(resource: str, record: Record, dataset: Dataset, params: dict[str, str
     return chosen
 
 
+def parse_orderby(params: dict[str, str], schema: dict[str, str], resource: str) -> tuple[str, bool] | None:
+    """``$orderby`` as (field, descending), or ``None`` when absent; one scalar field of ``schema`` only."""
+    if "$orderby" not in params:
+        return None
+    parts = params["$orderby"].split()
+    if not parts or len(parts) > 2 or "," in params["$orderby"]:
+        raise ODataError("$orderby takes one field, optionally followed by asc or desc")
+    if parts[0] not in schema or schema[parts[0]] == LIST:
+        raise ODataError(f"$orderby: unknown field {parts[0]!r} for {resource}")
+    if len(parts) == 2 and parts[1].lower() not in ("asc", "desc"):
+        raise ODataError(f"$orderby: direction must be asc or desc, got {parts[1]!r}")
+    return parts[0], len(parts) == 2 and parts[1].lower() == "desc"
+
+
+def parse_window(
+    params: dict[str, str], max_top: int, default_top: int, top_over_max: str
+) -> tuple[int, int]:
+    """``($skip, $top)``: ``$skip`` needs ``$orderby``; ``$top`` above ``max_top`` is an error (or clamped)."""
+    skip = 0
+    if "$skip" in params:
+        if "$orderby" not in params:
+            raise ODataError("$skip requires $orderby: paging without an explicit order is not supported")
+        skip = _int_option("$skip", params["$skip"])
+    top = default_top
+    if "$top" in params:
+        top = _int_option("$top", params["$top"])
+        if top > max_top:
+            if top_over_max != "clamp":
+                raise ODataError(f"$top must not exceed {max_top}; got {top}")
+            top = max_top
+    return skip, top
+
+
 def run_collection(resource: str, dataset: Dataset, params: dict[str, str], max_top: int, default_top: int,
                    top_over_max: str) -> Any:  # fmt: skip
     """Return the page (a list) or, with ``$count=true``, the number of matching records."""
@@ -95,28 +128,8 @@ def run_collection(resource: str, dataset: Dataset, params: dict[str, str], max_
     expand_list(resource, params)
     if params.get("$count", "").lower() == "true":
         return sum(1 for r in dataset.scan(resource, id_lo, id_hi, base_lo, base_hi) if predicate(r))
-    order_field, descending = "id", False
-    if "$orderby" in params:
-        parts = params["$orderby"].split()
-        if not parts or len(parts) > 2 or "," in params["$orderby"]:
-            raise ODataError("$orderby takes one field, optionally followed by asc or desc")
-        if parts[0] not in schema or schema[parts[0]] == LIST:
-            raise ODataError(f"$orderby: unknown field {parts[0]!r} for {resource}")
-        if len(parts) == 2 and parts[1].lower() not in ("asc", "desc"):
-            raise ODataError(f"$orderby: direction must be asc or desc, got {parts[1]!r}")
-        order_field, descending = parts[0], len(parts) == 2 and parts[1].lower() == "desc"
-    skip = 0
-    if "$skip" in params:
-        if "$orderby" not in params:
-            raise ODataError("$skip requires $orderby: paging without an explicit order is not supported")
-        skip = _int_option("$skip", params["$skip"])
-    top = default_top
-    if "$top" in params:
-        top = _int_option("$top", params["$top"])
-        if top > max_top:
-            if top_over_max != "clamp":
-                raise ODataError(f"$top must not exceed {max_top}; got {top}")
-            top = max_top
+    order_field, descending = parse_orderby(params, schema, resource) or ("id", False)
+    skip, top = parse_window(params, max_top, default_top, top_over_max)
     if order_field == "id":
         if not descending and skip and not params.get("$filter"):
             # Unfiltered ids are dense, so an offset is an id: no need to generate the skipped records.

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from airflow_provider_sage200.emulator.catalogue import CatalogueStore
 from airflow_provider_sage200.emulator.config import EmulatorConfig
 from airflow_provider_sage200.emulator.data import Dataset, default_data_end
 from airflow_provider_sage200.emulator.faults import FAULT_KEYS
@@ -43,7 +44,14 @@ class EmulatorState:
             c: Dataset(self.config.seed, c, sizes, end, self.config.history_days, self.config.record_cache)
             for c in sorted(companies)
         }
+        self.new_catalogue()
         self.clear_faults()
+
+    def new_catalogue(self) -> None:
+        self.catalogue = {
+            c: CatalogueStore(self.config.seed, c, self.config.catalogue_records, d.start, d.end)
+            for c, d in self.datasets.items()
+        }
 
     def clear_faults(self) -> None:
         self.faults: dict[str, Any] = dict(FAULT_KEYS)
@@ -67,6 +75,8 @@ class EmulatorState:
         new = EmulatorConfig.from_dict(merged)
         for key in changes:
             setattr(self.config, key, getattr(new, key))
+        if "catalogue_records" in changes:
+            self.new_catalogue()
 
     def now(self) -> float:
         return time.time() + self.clock_offset

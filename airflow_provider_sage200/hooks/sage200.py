@@ -40,6 +40,7 @@ from airflow_provider_sage200.query import (
     validate_query,
 )
 from airflow_provider_sage200.refresh import RefreshCoordinator, RefreshTiming
+from airflow_provider_sage200.resources import resource_or_unknown
 from airflow_provider_sage200.settings import option
 from airflow_provider_sage200.token import TokenStatus
 from airflow_provider_sage200.token_provider import REFRESH_MARGIN, Sage200TokenProvider
@@ -341,6 +342,7 @@ class Sage200Hook(BaseHook):
         query = validate_query(params)
         validate_page_size(page_size)
         validate_max_concurrency(max_concurrency)
+        resource_or_unknown(endpoint).plan_paging(query)
         if is_record_path(endpoint):
             yield [self.send(endpoint, query=query)]
             return

@@ -9,11 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from airflow_provider_sage200.emulator.catalogue import run_query
 from airflow_provider_sage200.emulator.data import READ_ONLY, REQUIRED_ON_CREATE, SCHEMAS, iso
 from airflow_provider_sage200.emulator.faults import mutate_on_page, touch
 from airflow_provider_sage200.emulator.queries import RECORD_OPTIONS, check_options, run_collection, shape
 from airflow_provider_sage200.emulator.responses import ApiError, JSONResponse
 from airflow_provider_sage200.emulator.state import EmulatorState
+from airflow_provider_sage200.resources import Resource, get_resource
 
 EDITIONS = ("sage200", "sage200extra")
 _BEARER = re.compile(r"^Bearer ([A-Za-z0-9._~+/=-]+)$")
@@ -39,6 +41,11 @@ def api_router(state: EmulatorState) -> APIRouter:
         if segments == ["sites"] and request.method == "GET":
             return JSONResponse(state.config.reachable_sites())
         dataset = site_dataset(request)
+        served = catalogue_target(segments)
+        if served is not None:
+            if dataset is None:
+                return JSONResponse([])
+            return await dispatch_catalogue(request, edition, dataset, segments, params, *served)
         return await dispatch(request, dataset, segments, params)
 
     def authenticate(request: Request) -> None:
@@ -111,6 +118,83 @@ def api_router(state: EmulatorState) -> APIRouter:
             return Response(status_code=200)
         raise ApiError(405, f"{method} is not allowed on a {resource} record.")
 
+    async def dispatch_catalogue(
+        request: Request,
+        edition: str,
+        dataset: Any,
+        segments: list[str],
+        params: dict[str, str],
+        resource: Resource,
+        record_key: int | None,
+    ) -> Response:
+        method = request.method
+        if edition == "sage200" and resource.professional_only:
+            raise ApiError(
+                404, f"No resource {'/'.join(segments)!r} in this API (Sage 200 Professional only)."
+            )
+        store = state.catalogue[dataset.company_id]
+        fields = resource.fields_for("standard" if edition == "sage200" else "professional")
+        records = store.all(resource)
+        if resource.parent is not None:
+            # The last path parameter (``customers/{customerId}/...``) names the parent the records belong to.
+            raw = segments[len(resource.path.split("/")) - 2]
+            if not _ID.match(raw):
+                raise ApiError(404, f"{raw!r} is not an id.")
+            parent_id = int(raw)
+            parent = segments[len(resource.path.split("/")) - 3]
+            if parent in SCHEMAS:
+                exists = dataset.get(parent, parent_id) is not None
+            else:
+                parent_resource = get_resource(parent)
+                exists = parent_resource is None or store.find(parent_resource, parent_id) is not None
+            if not exists:
+                raise ApiError(404, f"No {parent} record with id {parent_id}.")
+            if resource.parent_link is not None:
+                records = [r for r in records if r.get(resource.parent_link) == parent_id]
+        if record_key is None:
+            if method == "GET" and "GET" in resource.methods:
+                config = state.config
+                page = run_query(
+                    resource, records, fields, params, config.max_top, config.default_top, config.top_over_max
+                )
+                return JSONResponse(page)
+            if method == "POST" and "POST" in resource.methods:
+                body = await json_body(request)
+                for name in body:
+                    if name not in fields:
+                        raise ApiError(400, f"{resource.path}: unknown field {name!r}.")
+                record = store.create(resource, body, state.now())
+                state.stats["writes"]["POST"] += 1
+                if resource.post_returns_urn:
+                    state.stats["posted_urns"] = state.stats.get("posted_urns", 0) + 1
+                    return JSONResponse(body | {"urn": 100000 + state.stats["posted_urns"]})
+                return JSONResponse(record)
+            raise ApiError(
+                405, f"{method} is not allowed on {resource.path}; use {' or '.join(resource.methods)}."
+            )
+        if method not in resource.item_methods:
+            raise ApiError(405, f"{method} is not allowed on a {resource.path} record.")
+        record = next((r for r in records if r.get(resource.key or "id") == record_key), None)
+        if record is None:
+            raise ApiError(404, f"No {resource.path} record with {resource.key} {record_key}.")
+        if method == "GET":
+            check_options(params, RECORD_OPTIONS, "on a single record")
+            return JSONResponse({name: record.get(name) for name in fields})
+        if method == "DELETE":
+            store.replace(resource, record, None)
+            state.stats["writes"]["DELETE"] += 1
+            return Response(status_code=200)
+        body = await json_body(request)
+        for name in body:
+            if name not in fields or name in (resource.key, "date_time_created", "date_time_updated"):
+                raise ApiError(400, f"{resource.path}: field {name!r} is unknown or read-only.")
+        changed = record | body
+        if "date_time_updated" in changed:
+            changed["date_time_updated"] = iso(state.now())
+        store.replace(resource, record, changed)
+        state.stats["writes"]["PUT"] += 1
+        return JSONResponse(changed)
+
     def collection(resource: str, dataset: Any, params: dict[str, str]) -> Any:
         config = state.config
         page = run_collection(
@@ -150,6 +234,23 @@ def api_router(state: EmulatorState) -> APIRouter:
         return changed
 
     return router
+
+
+def catalogue_target(segments: list[str]) -> tuple[Resource, int | None] | None:
+    """The catalogue resource a path names and the record key in it (``None`` for the collection), or ``None``
+    for the hand-modelled resources (:mod:`..data`) and paths the catalogue lacks."""
+    path = "/".join(segments)
+    if not segments or (len(segments) == 3 and segments[0] == "customers" and segments[2] == "sop_orders"):
+        return None
+    resource = get_resource(path)
+    if resource is None or resource.path in SCHEMAS:
+        return None
+    depth = len(resource.path.split("/"))
+    if len(segments) == depth:
+        return resource, None
+    if len(segments) == depth + 1 and _ID.match(segments[-1]) and resource.key:
+        return resource, int(segments[-1])
+    return None
 
 
 async def json_body(request: Request) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from airflow_provider_sage200.emulator.data import SCHEMAS
 from airflow_provider_sage200.emulator.faults import touch
 from airflow_provider_sage200.emulator.responses import ApiError
 from airflow_provider_sage200.emulator.state import EmulatorState
+from airflow_provider_sage200.resources import get_resource
 
 
 def control_router(state: EmulatorState) -> APIRouter:
@@ -75,13 +76,16 @@ def control_router(state: EmulatorState) -> APIRouter:
                 touched.append(int(record_id))
         return {"ids": touched}
 
-    @router.get("/truth/{resource}")
+    @router.get("/truth/{resource:path}")
     async def truth(resource: str, company_id: int = 1, fields: str = "id") -> Any:
         if resource == "sites":
             return state.config.reachable_sites()
-        if resource not in SCHEMAS:
-            raise ApiError(404, f"unknown resource {resource!r}")
         names = [f for f in fields.split(",") if f]
+        if resource not in SCHEMAS:
+            entry = get_resource(resource)
+            if entry is None:
+                raise ApiError(404, f"unknown resource {resource!r}")
+            return [{name: r.get(name) for name in names} for r in state.catalogue[company_id].all(entry)]
         records = state.datasets[company_id].scan(resource, 1, float("inf"), float("-inf"), float("inf"))
         return [{name: r.get(name) for name in names} for r in records]
 
