@@ -219,3 +219,10 @@ def default_incremental_field(endpoint: str, requested: str | bool | None = True
             f"incremental_field: {endpoint} has no field {requested!r}.{nearest(str(requested), resource.fields)}"
         )
     return str(requested)
+
+
+def incremental_field_for(endpoint: str, requested: str | bool | None) -> str | None:
+    """The operator's ``incremental_field``: ``"auto"`` is the catalogue's field or none (a full export)."""
+    if requested == "auto":
+        return resource_or_unknown(endpoint).incremental
+    return default_incremental_field(endpoint, requested)

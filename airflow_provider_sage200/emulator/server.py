@@ -98,8 +98,9 @@ class EmulatorClient:
         }
         return self._call("POST", "mutate", json=body)["ids"]
 
-    def advance_clock(self, seconds: float) -> None:
-        self._call("POST", "clock", json={"advance": seconds})
+    def advance_clock(self, seconds: float) -> float:
+        """Move the emulator's clock on; returns its new time (epoch seconds)."""
+        return self._call("POST", "clock", json={"advance": seconds})["now"]
 
     def truth(self, resource: str, company_id: int = 1, fields=("id",)) -> list[dict[str, Any]]:
         return self._call(

@@ -20,6 +20,7 @@ from airflow_provider_sage200.query import (
     validate_page_size,
     validate_query,
 )
+from airflow_provider_sage200.resources import incremental_field_for
 from airflow_provider_sage200.version_compat import BaseOperator
 
 if TYPE_CHECKING:
@@ -62,7 +63,13 @@ class Sage200GetOperator(BaseOperator):
         into place only when complete. (templated)
     :param output_format: ``jsonl`` (default), ``json``, ``csv`` or ``parquet`` (needs pyarrow).
     :param incremental_field: e.g. ``date_time_updated``: restrict to the run's data interval
-        ``[data_interval_start, data_interval_end)``, combined with your ``$filter``.
+        ``[data_interval_start, data_interval_end)``, combined with your ``$filter``. ``True``: the resource's
+        own field from the catalogue (an error naming its date fields when it has none); ``"auto"``: that field
+        where the resource has one, else a full export (for ``.partial(...).expand(endpoint=[...])``).
+    :param lookback: with ``incremental_field``, re-read ``[data_interval_start - lookback, data_interval_end)``
+        so records committed late (their ``date_time_updated`` earlier than the moment they became visible) are
+        not missed. Intervals then overlap: the result is at-least-once, so deduplicate on the resource's key
+        (``id`` or its own key, see docs/reference.md) keeping the latest ``date_time_updated``.
     :param page_size: records per request (1-5000).
     :param max_concurrency: requests in flight at once when paging by key (1-16, default 4): the id space is
         split into ranges read in parallel and written in ``id`` order. Halves itself while Sage answers 429
@@ -86,7 +93,8 @@ class Sage200GetOperator(BaseOperator):
         sage200_conn_id: str = DEFAULT_CONN_ID,
         output_uri: str | None = None,
         output_format: str = "jsonl",
-        incremental_field: str | None = None,
+        incremental_field: str | bool | None = None,
+        lookback: timedelta | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         xcom_record_limit: int = DEFAULT_XCOM_RECORD_LIMIT,
@@ -106,6 +114,15 @@ class Sage200GetOperator(BaseOperator):
         self.output_uri = output_uri
         self.output_format = output_format
         self.incremental_field = incremental_field
+        if lookback is not None and (not isinstance(lookback, timedelta) or lookback < timedelta(0)):
+            raise Sage200ConfigError(
+                f"lookback is {lookback!r}; give a timedelta of 0 or more, e.g. timedelta(hours=1)."
+            )
+        if lookback and not incremental_field:
+            raise Sage200ConfigError(
+                "lookback only applies to incremental exports; set incremental_field too."
+            )
+        self.lookback = lookback or timedelta(0)
         self.page_size = validate_page_size(page_size)
         self.max_concurrency = validate_max_concurrency(max_concurrency)
         self.xcom_record_limit = xcom_record_limit
@@ -123,10 +140,11 @@ class Sage200GetOperator(BaseOperator):
             raise Sage200ConfigError(
                 "$count returns a number, not records; it cannot be written to output_uri."
             )
-        if self.incremental_field:
+        field = incremental_field_for(self.endpoint, self.incremental_field)
+        if field:
             start, end = export_window(context)
             query["$filter"] = and_filters(
-                query.get("$filter"), interval_filter(self.incremental_field, start, end)
+                query.get("$filter"), interval_filter(field, start - self.lookback, end)
             )
         return query
 

@@ -173,3 +173,27 @@ with DAG(
         json={"reference": CONF % "reference", "name": "Lineage Ltd"},
     )
     export >> write
+
+
+# One mapped task per resource, each with the catalogue's defaults (paging key, incremental field or none).
+MAPPED_RESOURCES = [
+    "customers",
+    "sop_orders",
+    "nominal_codes",
+    "sales_transaction_views",
+    "sales_aged_debtor_summary_views",
+]
+
+with DAG(
+    "t_mapped_resources",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=START,
+    catchup=False,
+    render_template_as_native_obj=True,
+):
+    Sage200GetOperator.partial(
+        task_id="export",
+        incremental_field="auto",
+        output_uri="{{ dag_run.conf['output_dir'] }}/{{ ti.map_index }}.jsonl",
+        page_size=50,
+    ).expand(endpoint=MAPPED_RESOURCES)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from airflow_provider_sage200.exceptions import Sage200ConfigError
+from airflow_provider_sage200.exceptions import Sage200ClientError, Sage200ConfigError
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 from airflow_provider_sage200.resources import Resource, collections, get_resource
-
 
 HAND_MODELLED = {
     "sites",
@@ -111,7 +111,7 @@ def test_nested_collection_reads_only_the_parents_records(consented, emulator):
     assert resource.parent == "customers" and resource.parent_link == "customer_id"
     got = list(Sage200Hook().paginate("customers/7/customer_contacts", page_size=2))
     assert got and all(r["customer_id"] == 7 for r in got)
-    with pytest.raises(Exception, match="404|No customers record"):
+    with pytest.raises(Sage200ClientError, match=r"HTTP 404.*No customers record with id 999999"):
         list(Sage200Hook().paginate("customers/999999/customer_contacts"))
 
 
@@ -145,3 +145,40 @@ def test_posting_resources_answer_with_a_urn(consented, emulator):
     assert invoices.methods == ("POST",) and invoices.post_returns_urn
     answer = Sage200Hook().send("sales_invoices", "POST", json={"customer_id": 1, "reference": "INV-1"})
     assert isinstance(answer["urn"], int) and "id" not in answer
+
+
+def _incremental_ids(emulator, start: float, end: float, **options) -> list[int]:
+    from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
+
+    operator = Sage200GetOperator(
+        task_id="incremental",
+        endpoint="sop_orders",
+        query={"$select": "id"},
+        incremental_field=True,
+        **options,
+    )
+    context = {
+        "data_interval_start": datetime.fromtimestamp(start, UTC),
+        "data_interval_end": datetime.fromtimestamp(end, UTC),
+    }
+    return [r["id"] for r in operator.execute(context)]
+
+
+def test_lookback_rereads_late_records_exactly_while_records_change(consented, emulator):
+    early = emulator.client.mutate("sop_orders", ids=[11, 12, 13])
+    emulator.client.advance_clock(600)
+    late = emulator.client.mutate("sop_orders", ids=[21, 22])
+    end = emulator.client.advance_clock(1)
+    # Every page read now edits 25 records: their new date_time_updated is past `end`, so they belong to the
+    # next interval, and the export must be exactly the records updated inside this one.
+    emulator.client.set_faults(mutate_every=1, mutate_count=25)
+    assert _incremental_ids(emulator, end - 301, end) == late
+    assert _incremental_ids(emulator, end - 301, end, lookback=timedelta(seconds=400)) == early + late
+    assert emulator.client.stats()["faults_injected"]["mutate"] > 0
+
+
+def test_lookback_needs_an_incremental_field():
+    from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
+
+    with pytest.raises(Sage200ConfigError, match="lookback only applies to incremental exports"):
+        Sage200GetOperator(task_id="x", endpoint="sop_orders", lookback=timedelta(hours=1))

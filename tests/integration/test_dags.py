@@ -194,3 +194,24 @@ def test_refresh_operator_honours_its_threshold(emulator):
     assert results["if_under_2h"][1]["refreshed"] is True
     assert "access_token" not in json.dumps(results["if_under_2h"][1]).replace("access_token_", "")
     assert emulator.client.stats()["token_grants"]["refresh_token"] == 1
+
+
+def test_mapped_export_takes_each_resources_defaults_from_the_catalogue(emulator, tmp_path):
+    from airflow_provider_sage200.resources import get_resource
+    from tests.dags.sage200_test_dags import MAPPED_RESOURCES
+
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=1)
+    results = run_dag("t_mapped_resources", {"output_dir": str(tmp_path)}, logical_date=end)
+    assert results["export"][0] == "success", results
+    for index, endpoint in enumerate(MAPPED_RESOURCES):
+        resource = get_resource(endpoint)
+        truth = emulator.client.truth(endpoint, fields=(resource.key or "customer_id", "date_time_updated"))
+        if resource.incremental:
+            truth = [r for r in truth if start <= _ts(r) < end]
+        lines = (tmp_path / f"{index}.jsonl").read_text().splitlines()
+        assert len(lines) == len(truth), endpoint
+        if resource.key:
+            assert [json.loads(line)[resource.key] for line in lines] == sorted(
+                r[resource.key] for r in truth
+            )

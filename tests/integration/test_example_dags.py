@@ -19,6 +19,12 @@ def test_example_dags_import_cleanly(airflow_db):
         "sage200_sites",
         "sage200_push_records",
         "sage200_load_sales_orders",
+        "sage200_export_ledger",
+    }
+    ledger = bag.get_dag("sage200_export_ledger")
+    assert {t.pool for t in ledger.tasks} == {"sage200"} and len(ledger.tasks) == 9
+    assert {a.name for t in ledger.tasks for a in t.outlets} == {
+        f"sage200_{t.task_id[7:]}" for t in ledger.tasks
     }
     maintenance = bag.get_dag("sage200_token_maintenance")
     assert maintenance.max_active_runs == 1
