@@ -20,7 +20,7 @@ from airflow_provider_sage200.query import (
     validate_page_size,
     validate_query,
 )
-from airflow_provider_sage200.resources import incremental_field_for
+from airflow_provider_sage200.resources import incremental_field_for, resource_or_unknown
 from airflow_provider_sage200.version_compat import BaseOperator
 
 if TYPE_CHECKING:
@@ -224,6 +224,8 @@ class Sage200GetOperator(BaseOperator):
             "pages": pages,
             "bytes": export.bytes,
             "filter": query.get("$filter"),
+            # Fields in the catalogue's schema of this resource (None for a resource the catalogue lacks).
+            "fields": len(resource_or_unknown(self.endpoint).fields) or None,
         }
         self.log.info(
             "Wrote %d records in %d pages (%d bytes) to %s", records, pages, export.bytes, destination

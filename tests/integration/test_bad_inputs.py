@@ -355,11 +355,17 @@ CASES = [
     # -- what Sage answers ---------------------------------------------------------------------------
     Case(
         "sage-answers-400",
-        act=lambda w: w.export(query={"$filter": "no_such_field eq 1"}),
+        act=lambda w: w.export(query={"$filter": "customer_id eq 'abc'"}),
         error=Sage200ClientError,
-        message=r"GET sop_orders failed \(HTTP 400\): The query is not valid\. \$filter: unknown field "
-        r"'no_such_field'; filterable fields: ",
+        message=r"GET sop_orders failed \(HTTP 400\): The query is not valid\. \$filter: 'customer_id' is a int "
+        r"field; 'abc' is not a int",
         sent={"GET sop_orders": 1},
+    ),
+    Case(
+        "field-the-resource-lacks",
+        act=lambda w: w.export(query={"$filter": "custmer_id eq 1"}),
+        error=Sage200ConfigError,
+        message=r"\$filter: sop_orders has no field 'custmer_id'\. Did you mean 'customer_id'\?",
     ),
     Case(
         "sage-answers-400-to-a-write",

@@ -78,6 +78,7 @@ def test_full_export_is_exact_in_every_format(emulator, tmp_path):
         assert ids == truth, fmt
         assert summary["records"] == len(truth)
         assert summary["bytes"] == (tmp_path / f"out.{fmt}").stat().st_size
+        assert summary["fields"] == 111  # sop_order in the catalogue
     first = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
     assert isinstance(first["lines"], list) and "customer" in first
     assert not list(tmp_path.glob(".*.tmp"))
