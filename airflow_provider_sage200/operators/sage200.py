@@ -70,6 +70,9 @@ class Sage200GetOperator(BaseOperator):
         so records committed late (their ``date_time_updated`` earlier than the moment they became visible) are
         not missed. Intervals then overlap: the result is at-least-once, so deduplicate on the resource's key
         (``id`` or its own key, see docs/reference.md) keeping the latest ``date_time_updated``.
+    :param detect_deletes: with ``output_uri``, also read every key of the resource and write the keys deleted
+        since the previous run to ``<output>.deleted.jsonl`` (summary: ``deleted_path``, ``deleted``); the keys are
+        kept in ``<resource>.keys.json`` beside the output. See :mod:`airflow_provider_sage200.deletes`.
     :param page_size: records per request (1-5000).
     :param max_concurrency: requests in flight at once when paging by key (1-16, default 4): the id space is
         split into ranges read in parallel and written in ``id`` order. Halves itself while Sage answers 429
@@ -95,6 +98,7 @@ class Sage200GetOperator(BaseOperator):
         output_format: str = "jsonl",
         incremental_field: str | bool | None = None,
         lookback: timedelta | None = None,
+        detect_deletes: bool = False,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         xcom_record_limit: int = DEFAULT_XCOM_RECORD_LIMIT,
@@ -123,6 +127,11 @@ class Sage200GetOperator(BaseOperator):
                 "lookback only applies to incremental exports; set incremental_field too."
             )
         self.lookback = lookback or timedelta(0)
+        if detect_deletes and not output_uri:
+            raise Sage200ConfigError(
+                "detect_deletes writes a companion file beside the export; set output_uri."
+            )
+        self.detect_deletes = detect_deletes
         self.page_size = validate_page_size(page_size)
         self.max_concurrency = validate_max_concurrency(max_concurrency)
         self.xcom_record_limit = xcom_record_limit
@@ -210,6 +219,10 @@ class Sage200GetOperator(BaseOperator):
         from airflow_provider_sage200.version_compat import ObjectStoragePath
 
         destination = ObjectStoragePath(self.output_uri)
+        if self.detect_deletes:
+            from airflow_provider_sage200.deletes import delete_key
+
+            delete_key(self.endpoint)  # a resource without a key fails here, before anything is written
         records = pages = 0
         with AtomicExport(destination, self.output_format) as export:
             # JSON formats copy each record's JSON text through: no dict is built for it.
@@ -230,7 +243,25 @@ class Sage200GetOperator(BaseOperator):
         self.log.info(
             "Wrote %d records in %d pages (%d bytes) to %s", records, pages, export.bytes, destination
         )
+        if self.detect_deletes:
+            summary |= self._record_deletes(destination)
         return summary
+
+    def _record_deletes(self, destination: Any) -> dict[str, Any]:
+        from airflow_provider_sage200.deletes import delete_key, record_deletes
+
+        key = delete_key(self.endpoint)
+        keys = self.hook.paginate(
+            self.endpoint, {"$select": key}, self.page_size, max_concurrency=self.max_concurrency
+        )
+        found = record_deletes(destination, self.endpoint, key, (record[key] for record in keys))
+        self.log.info(
+            "%d %s records deleted since the previous snapshot: %s",
+            found["deleted"],
+            self.endpoint,
+            found["deleted_path"],
+        )
+        return found
 
 
 class _Progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -182,3 +183,40 @@ def test_lookback_needs_an_incremental_field():
 
     with pytest.raises(Sage200ConfigError, match="lookback only applies to incremental exports"):
         Sage200GetOperator(task_id="x", endpoint="sop_orders", lookback=timedelta(hours=1))
+
+
+def _export_with_deletes(endpoint: str, path) -> dict:
+    from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
+
+    operator = Sage200GetOperator(
+        task_id="deletes", endpoint=endpoint, output_uri=str(path), detect_deletes=True, page_size=500
+    )
+    return operator.execute({})
+
+
+def test_deletes_are_detected_exactly_while_records_change(consented, emulator, tmp_path):
+    first = _export_with_deletes("sop_orders", tmp_path / "day1.jsonl")
+    assert first["deleted"] == 0 and (tmp_path / "sop_orders.keys.json").exists()
+    hook = Sage200Hook()
+    for record_id in (5, 777, 19_999):
+        hook.send(f"sop_orders/{record_id}", "DELETE")
+    emulator.client.set_faults(mutate_every=1, mutate_count=25)
+    second = _export_with_deletes("sop_orders", tmp_path / "day2.jsonl")
+    assert second["deleted"] == 3 and second["deleted_path"] == str(tmp_path / "day2.jsonl.deleted.jsonl")
+    lines = (tmp_path / "day2.jsonl.deleted.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [{"id": 5}, {"id": 777}, {"id": 19_999}]
+    assert json.loads((tmp_path / "sop_orders.keys.json").read_text())[0]["keys"][:5] == [1, 2, 3, 4, 6]
+    assert emulator.client.stats()["faults_injected"]["mutate"] > 0
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_deletes_on_a_catalogue_resource_and_refusal_without_a_key(consented, emulator, tmp_path):
+    assert "DELETE" in get_resource("suppliers").item_methods
+    _export_with_deletes("suppliers", tmp_path / "a.jsonl")
+    Sage200Hook().send("suppliers/4", "DELETE")
+    found = _export_with_deletes("suppliers", tmp_path / "b.jsonl")
+    assert found["deleted"] == 1
+    assert (tmp_path / "b.jsonl.deleted.jsonl").read_text().splitlines() == ['{"id":4}']
+    with pytest.raises(Sage200ConfigError, match="detect_deletes needs a unique key"):
+        _export_with_deletes("sales_aged_debtor_summary_views", tmp_path / "c.jsonl")
+    assert not (tmp_path / "c.jsonl").exists()
