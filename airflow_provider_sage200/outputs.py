@@ -24,6 +24,7 @@ from airflow_provider_sage200.exceptions import Sage200ConfigError
 from airflow_provider_sage200.query import Page
 
 if TYPE_CHECKING:
+    from airflow_provider_sage200.columns import Columns
     from airflow_provider_sage200.version_compat import ObjectStoragePath
 
 OUTPUT_FORMATS = ("jsonl", "json", "csv", "parquet")
@@ -44,6 +45,7 @@ class RecordWriter:
     """
 
     accepts_raw = False
+    typed_columns = False  # takes the catalogue's columns (columns.Columns) as a second argument
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
@@ -90,23 +92,29 @@ class JsonArrayWriter(RecordWriter):
 
 
 class CsvWriter(RecordWriter):
-    """CSV with a stable column order (first-seen order of the first page); nested values as JSON text.
+    """CSV with a stable column order (the catalogue's fields when given, else first-seen order of the first
+    page); nested values as JSON text.
 
     :param formula_guard: prefix ``'`` to text cells a spreadsheet would run as a formula (starting with ``=``,
         ``+``, ``-``, ``@``, tab or carriage return, unless the text is a plain number), so a record's text
         cannot run in whoever opens the file (CSV injection).
+    :param typed: the catalogue's columns (:mod:`airflow_provider_sage200.columns`).
     """
 
-    def __init__(self, stream: IO[bytes], formula_guard: bool = True) -> None:
+    typed_columns = True
+
+    def __init__(self, stream: IO[bytes], typed: Columns | None = None, formula_guard: bool = True) -> None:
         super().__init__(stream)
         self.columns: list[str] | None = None
         self.formula_guard = formula_guard
+        self.typed = typed
 
     def write_page(self, page: Page) -> None:
         if not page:
             return
         if self.columns is None:
-            self.columns = list(dict.fromkeys(key for record in page for key in record))
+            names = [key for record in page for key in record]
+            self.columns = self.typed.extend_with(names) if self.typed else list(dict.fromkeys(names))
             self._write_rows([self.columns])
         known = set(self.columns)
         for record in page:
@@ -143,14 +151,18 @@ def _guarded_cell(value: Any) -> Any:
 
 
 class ParquetWriter(RecordWriter):
-    """Parquet through pyarrow (``pip install 'airflow-provider-sage200[parquet]'``); nested values as JSON text."""
+    """Parquet through pyarrow (``pip install 'airflow-provider-sage200[parquet]'``); nested values as JSON text;
+    column types from the catalogue when given (:mod:`airflow_provider_sage200.columns`), else from the first page."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    typed_columns = True
+
+    def __init__(self, stream: IO[bytes], typed: Columns | None = None) -> None:
         super().__init__(stream)
         import pyarrow  # noqa: F401  (checked in open_writer)
 
         self.writer = None
         self.schema = None
+        self.typed = typed
 
     def write_page(self, page: Page) -> None:
         import pyarrow as pa
@@ -159,6 +171,20 @@ class ParquetWriter(RecordWriter):
         if not page:
             return
         rows = [{k: _dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()} for r in page]
+        if self.typed is not None:
+            if self.writer is None:
+                self.typed.extend_with(key for row in rows for key in row)
+            elif any(row.keys() - self.typed.types.keys() for row in rows):
+                extra = sorted({key for row in rows for key in row} - self.typed.types.keys())
+                raise Sage200ConfigError(
+                    f"Parquet output: a record has fields {extra} that neither the catalogue nor the first page "
+                    "had, so they have no column; use output_format='jsonl'."
+                )
+            table = self.typed.arrow_table(rows)
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.stream, table.schema)
+            self.writer.write_table(table)
+            return
         if self.schema is None:
             inferred = pa.Table.from_pylist(rows).schema
             self.schema = pa.schema(
@@ -211,9 +237,15 @@ class AtomicExport:
     """
 
     def __init__(
-        self, destination: ObjectStoragePath, output_format: str, *, csv_formula_guard: bool = True
+        self,
+        destination: ObjectStoragePath,
+        output_format: str,
+        typed: Columns | None = None,
+        *,
+        csv_formula_guard: bool = True,
     ) -> None:
         self.destination = destination
+        self.typed = typed
         self.output_format = check_output_format(output_format)
         self.csv_formula_guard = csv_formula_guard
         self.temporary = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp"
@@ -232,7 +264,9 @@ class AtomicExport:
             ) from None
         writer = _WRITERS[self.output_format]
         if writer is CsvWriter:
-            self._writer = CsvWriter(self._stream, formula_guard=self.csv_formula_guard)
+            self._writer = CsvWriter(self._stream, self.typed, formula_guard=self.csv_formula_guard)
+        elif writer.typed_columns:
+            self._writer = writer(self._stream, self.typed)
         else:
             self._writer = writer(self._stream)
         return self

@@ -78,6 +78,13 @@ class Resource:
             return dict(self.fields)
         return {k: v for k, v in self.fields.items() if k not in self.professional_fields}
 
+    def fields_selected(self, select: str | None) -> dict[str, str]:
+        """The fields a ``$select`` (and the paging key added to it) returns, in catalogue order; all without one."""
+        if not select:
+            return dict(self.fields)
+        chosen = {name.strip() for name in select.split(",")} | {self.key or ""}
+        return {name: kind for name, kind in self.fields.items() if name in chosen}
+
     def offset_order(self) -> str:
         """The field offset paging orders by when there is no unique key: the first scalar field."""
         for name, kind in self.fields.items():

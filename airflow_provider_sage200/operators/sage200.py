@@ -215,6 +215,7 @@ class Sage200GetOperator(BaseOperator):
         return records
 
     def _export_to_file(self, query: dict[str, str]) -> dict[str, Any]:
+        from airflow_provider_sage200.columns import Columns
         from airflow_provider_sage200.outputs import AtomicExport
         from airflow_provider_sage200.version_compat import ObjectStoragePath
 
@@ -224,7 +225,11 @@ class Sage200GetOperator(BaseOperator):
 
             delete_key(self.endpoint)  # a resource without a key fails here, before anything is written
         records = pages = 0
-        with AtomicExport(destination, self.output_format) as export:
+        resource = resource_or_unknown(self.endpoint)
+        typed = (
+            Columns(resource.fields_selected(query.get("$select")), self.endpoint) if resource.known else None
+        )
+        with AtomicExport(destination, self.output_format, typed) as export:
             # JSON formats copy each record's JSON text through: no dict is built for it.
             for page in self._pages(query, raw_records=export.accepts_raw):
                 export.write_page(page)
@@ -238,7 +243,7 @@ class Sage200GetOperator(BaseOperator):
             "bytes": export.bytes,
             "filter": query.get("$filter"),
             # Fields in the catalogue's schema of this resource (None for a resource the catalogue lacks).
-            "fields": len(resource_or_unknown(self.endpoint).fields) or None,
+            "fields": len(resource.fields) or None,
         }
         self.log.info(
             "Wrote %d records in %d pages (%d bytes) to %s", records, pages, export.bytes, destination
