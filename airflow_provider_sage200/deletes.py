@@ -27,12 +27,12 @@ def delete_key(endpoint: str) -> str:
     from airflow_provider_sage200.exceptions import Sage200ConfigError
 
     resource = resource_or_unknown(endpoint)
-    if resource.paging_key({}) is None:
+    if resource.paging_key() is None:
         raise Sage200ConfigError(
             f"detect_deletes needs a unique key, and {endpoint} has none in the catalogue (it is read by offset); "
             "export it in full instead and replace the previous copy."
         )
-    return resource.paging_key({}) or "id"
+    return resource.paging_key() or "id"
 
 
 def snapshot_path(destination: ObjectStoragePath, endpoint: str) -> ObjectStoragePath:

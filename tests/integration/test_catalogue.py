@@ -83,7 +83,7 @@ def test_select_and_filter_fields_are_checked_before_sending(consented, emulator
     assert emulator.client.stats()["requests"] == before
 
 
-def test_own_key_view_is_key_paged_in_parallel(consented, emulator):
+def test_own_key_view_is_paged_in_the_order_of_its_key(consented, emulator):
     resource = get_resource("sop_allocation_line_views")
     assert resource.key == "sop_allocation_line_id" and resource.integer_key
     emulator.client.configure(catalogue_records=60)

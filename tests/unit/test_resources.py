@@ -81,7 +81,10 @@ def test_lookup_by_record_and_nested_paths():
     assert nested.path == "customers/{customerId}/sop_orders" and nested.parent_link == "customer_id"
     assert get_resource("brand_new_things") is None
     unknown = resource_or_unknown("brand_new_things")
-    assert not unknown.known and unknown.paging_key({}) == "id"
+    assert not unknown.known and unknown.paging_key() == "id"
+    query: dict[str, str] = {}
+    unknown.plan_paging(query)
+    assert query == {}  # paged by id, as before the catalogue
 
 
 def test_filter_fields_leave_out_literals_operators_and_functions():
@@ -109,11 +112,18 @@ def test_unknown_fields_are_refused_with_the_nearest_name():
     views.check_fields({"$select": "warehouse_id", "$filter": "warehouse_id eq 3"})
 
 
-def test_paging_key_per_kind():
+def test_paging_per_kind():
     no_key = get_resource("sales_aged_debtor_summary_views")
     query: dict[str, str] = {}
-    assert no_key.paging_key(query) is None and query["$orderby"] == no_key.offset_order()
-    assert get_resource("sop_allocation_line_views").paging_key({}) == "sop_allocation_line_id"
+    no_key.plan_paging(query)
+    assert no_key.paging_key() is None and query["$orderby"] == no_key.offset_order()
+    own = get_resource("sop_allocation_line_views")
+    query = {}
+    own.plan_paging(query)
+    assert own.paging_key() == "sop_allocation_line_id" and query == {"$orderby": "sop_allocation_line_id"}
+    query = {}
+    get_resource("sop_orders").plan_paging(query)
+    assert query == {}
 
 
 def test_incremental_field_defaults_from_the_catalogue():
