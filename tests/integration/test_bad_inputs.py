@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -107,7 +107,8 @@ class Case:
     setup: Callable[[World], Any] | None = None
     sent: dict[str, int] = field(default_factory=dict)  # requests that reached the emulator, by route
     consent: bool = True
-    token_kept: bool = True  # the stored token is exactly what it was before the act
+    token_kept: bool = True  # the stored token is what it was before the act (but for a recorded rejection)
+    consent_rejected: str | None = None  # the Sage ID error the act records in the token Variable
 
 
 def closed_port() -> int:
@@ -464,6 +465,7 @@ CASES = [
         message=r"Sage ID rejected the refresh token for connection 'sage200_default': invalid_grant \(Refresh "
         r"token has expired\.\)\. The refresh token is expired, revoked or already used\. " + GUIDANCE,
         sent={"POST oauth/token": 1},
+        consent_rejected="invalid_grant",
     ),
     Case(
         "invalid-client-on-refresh",
@@ -477,12 +479,29 @@ CASES = [
         r"\(Client authentication failed \(unknown client or wrong secret\)\.\)\. Check the Client ID \(login\) "
         r"and Client Secret \(password\)",
         sent={"POST oauth/token": 1},
+        consent_rejected="invalid_client",
     ),
 ]
 
 
 def _routes(emulator: Any) -> Counter[str]:
     return Counter(emulator.client.stats()["requests_by_route"])
+
+
+class StoredToken(NamedTuple):
+    text: str | None  # the Variable as stored, less any recorded rejection
+    rejected: str | None  # the Sage ID error of a recorded rejection
+
+
+def _without_rejection(stored: str | None) -> StoredToken:
+    try:
+        token = json.loads(stored) if stored else None
+    except ValueError:
+        return StoredToken(stored, None)
+    if not isinstance(token, dict):
+        return StoredToken(stored, None)
+    rejected = token.pop("consent_rejected", None) or {}
+    return StoredToken(json.dumps(token, sort_keys=True), rejected.get("error"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
@@ -508,8 +527,10 @@ def test_bad_input(case: Case, emulator, sage200_conn, tmp_path, monkeypatch):
     issued = emulator.client.issued_tokens()
     secrets = [*issued["access_tokens"], *issued["refresh_tokens"], *issued["auth_codes"], "emulator-secret"]
     assert [s for s in secrets if s in text] == []
+    stored = _without_rejection(world.stored_token())
+    assert stored.rejected == case.consent_rejected, stored
     if case.token_kept:
-        assert world.stored_token() == token_before
+        assert stored.text == _without_rejection(token_before).text
     else:
         rotated = json.loads(world.stored_token())
         assert rotated["generation"] == json.loads(token_before)["generation"] + 1

@@ -9,6 +9,7 @@ import pytest
 
 from airflow_provider_sage200.assets import annotate_outlet_events, export_event_extra
 from airflow_provider_sage200.query import paging_mode
+from airflow_provider_sage200.version_compat import AIRFLOW_V_3_0_PLUS
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)
 SUMMARY = {
@@ -40,11 +41,17 @@ def test_event_extra_holds_the_summary_and_the_interval():
 
 
 def test_only_assets_get_the_extra_not_aliases():
-    from airflow.sdk import Asset, AssetAlias
-    from airflow.sdk.execution_time.context import OutletEventAccessors
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import Asset, AssetAlias
+        from airflow.sdk.execution_time.context import OutletEventAccessors
 
+        asset, alias = Asset(name="orders", uri="file:///orders"), AssetAlias(name="orders_alias")
+    else:  # Airflow 2.11 calls them datasets
+        from airflow.datasets import Dataset, DatasetAlias
+        from airflow.utils.context import OutletEventAccessors
+
+        asset, alias = Dataset("file:///orders"), DatasetAlias(name="orders_alias")
     events = OutletEventAccessors()
-    asset, alias = Asset(name="orders", uri="file:///orders"), AssetAlias(name="orders_alias")
     assert annotate_outlet_events({"outlet_events": events}, [asset, alias], {"records": 7}) == 1
     assert events[asset].extra == {"records": 7}
     assert events[alias].extra == {}
