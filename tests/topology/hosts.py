@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import glob
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -224,8 +226,22 @@ class Certificates:
         return str(self.cert), str(self.key), str(self.ca)
 
 
+def _kept_under_tmp() -> list[str]:
+    """The checkout and the Python running the tests, where they live under ``/tmp`` (a CI clone may): a host's
+    private ``/tmp`` must not hide the code it runs."""
+    paths = {str(Path(__file__).resolve().parents[2]), str(Path(sys.prefix).resolve())}
+    return sorted(p for p in paths if p == "/tmp" or p.startswith("/tmp/"))
+
+
 def worker_prefix(ns: str, hostname: str) -> tuple[str, ...]:
     """Run a command as a separate host: in network namespace ``ns``, with its own hostname (UTS namespace) and its
-    own private ``/tmp`` (a tmpfs in a mount namespace). Every step execs, so the PID is the command's."""
-    setup = f'hostname {hostname} && mount -t tmpfs -o mode=1777 tmpfs /tmp && exec "$@"'
+    own private ``/tmp`` (a tmpfs in a mount namespace; the checkout is bound back in if it lives there). Every
+    step execs, so the PID is the command's."""
+    keep = "".join(
+        f" && mkdir -p {shlex.quote(p)} && mount --bind {shlex.quote('/mnt' + p[len('/tmp') :])} {shlex.quote(p)}"
+        for p in _kept_under_tmp()
+    )
+    # /mnt is only this mount namespace's view of the old /tmp, while the private one is set up.
+    setup = f"hostname {hostname} && mount --bind /tmp /mnt && mount -t tmpfs -o mode=1777 tmpfs /tmp{keep}"
+    setup += ' && exec "$@"'
     return ("ip", "netns", "exec", ns, "unshare", "--uts", "--mount", "sh", "-c", setup, "sh")
