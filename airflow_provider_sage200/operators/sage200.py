@@ -174,7 +174,12 @@ class Sage200GetOperator(BaseOperator):
         summary = (
             result if self.output_uri else {"records": self._progress.records, "pages": self._progress.pages}
         )
-        extra = export_event_extra(self.endpoint, summary, context)
+        interval: Any = context
+        if incremental_field_for(self.endpoint, self.incremental_field):
+            # What was read: on a trigger timetable that is the cron period, not the run's empty interval.
+            start, end = export_window(context)
+            interval = {"data_interval_start": start, "data_interval_end": end}
+        extra = export_event_extra(self.endpoint, summary, interval)
         annotate_outlet_events(context, self.outlets, extra)
         self.export_facts = extra | {"paging_mode": paging_mode(self.endpoint, query, self.max_concurrency)}
 
