@@ -46,3 +46,32 @@ def cron_period_ending_at(expression: str, timezone: Any, moment: datetime) -> t
     end = croniter(expression, moment.astimezone(timezone) + timedelta(seconds=1)).get_prev(datetime)
     start = croniter(expression, end).get_prev(datetime)
     return start.astimezone(moment.tzinfo), end.astimezone(moment.tzinfo)
+
+
+#: The template variables :class:`~airflow_provider_sage200.operators.sage200.Sage200GetOperator` adds: the window
+#: the export reads, for naming its file (``{{ sage200_window_start | ds }}``).
+WINDOW_START, WINDOW_END = "sage200_window_start", "sage200_window_end"
+
+
+def add_window_to_context(context: Any) -> None:
+    """Put the export window into ``context`` as :data:`WINDOW_START` / :data:`WINDOW_END` for templates.
+
+    It is :func:`export_window` where there is one, so a file named by it holds the period it is named after on
+    every timetable: ``{{ ds }}`` is the logical date (the day *after* the data on a ``"@daily"`` trigger
+    timetable, undefined for a manual run without a logical date). Without a window (no interval, no cron
+    schedule) both are the run's moment: its data interval start, logical date or time it ran after.
+    """
+    if WINDOW_START in context:
+        return
+    try:
+        start, end = export_window(context)
+    except Sage200ConfigError:
+        run = context.get("dag_run")
+        start = (
+            context.get("data_interval_start")
+            or context.get("logical_date")
+            or getattr(run, "run_after", None)
+            or getattr(run, "start_date", None)
+        )
+        end = context.get("data_interval_end") or start
+    context[WINDOW_START], context[WINDOW_END] = start, end

@@ -1,6 +1,6 @@
 """Daily export of the ledger: customers, suppliers, products, orders, nominal codes, transactions, stock levels.
 
-One task per resource, each writing ``<base_uri>/<resource>/<ds>.<format>`` and declaring its own Asset
+One task per resource, each writing ``<base_uri>/<resource>/<day>.<format>`` (the day it exports) and declaring its own Asset
 (``sage200_<resource>``) so downstream DAGs can be scheduled on exactly the resources they read. Every task
 takes its per-resource behaviour from the catalogue (``docs/reference.md``): paging by `id` (in parallel) or by offset
 in the order of a view's own key or first field, and ``incremental_field="auto"``, which
@@ -63,7 +63,7 @@ with DAG(
             endpoint=resource,
             incremental_field="auto",
             lookback=timedelta(hours=1),
-            output_uri=f"{BASE_URI}/{resource}/{{{{ ds }}}}.{OUTPUT_FORMAT}",
+            output_uri=f"{BASE_URI}/{resource}/{{{{ sage200_window_start | ds }}}}.{OUTPUT_FORMAT}",
             output_format=OUTPUT_FORMAT,
             page_size=1000,
             outlets=[Asset(name=f"sage200_{resource}", uri=f"file:///sage200/{resource}")],

@@ -1,7 +1,8 @@
 """Daily incremental export of Sage 200 sales orders, one file per day.
 
 Each run exports the orders whose ``date_time_updated`` falls in its data interval
-``[data_interval_start, data_interval_end)`` to ``<base_uri>/sop_orders/<ds>.<format>`` (JSONL, or Parquet when
+``[data_interval_start, data_interval_end)`` to ``<base_uri>/sop_orders/<day>.<format>`` (named by
+the day it exports, ``sage200_window_start``) (JSONL, or Parquet when
 pyarrow is installed), after a token-health gate. Consecutive runs export every change once; ``catchup`` (or
 ``airflow dags backfill``) fills past days. The files are declared as the ``sage200_sop_orders`` Asset: each
 run's Asset event says in its ``extra`` which file arrived, with how many records and bytes, for which data
@@ -54,7 +55,7 @@ with DAG(
         query={"$expand": "customer"},
         incremental_field="date_time_updated",
         output_uri="{{ params.base_uri or var.value.get('sage200_export_base_uri', '/tmp/sage200_exports') }}"
-        "/sop_orders/{{ ds }}." + OUTPUT_FORMAT,
+        "/sop_orders/{{ sage200_window_start | ds }}." + OUTPUT_FORMAT,
         output_format=OUTPUT_FORMAT,
         page_size=1000,
         outlets=[SOP_ORDERS],

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sage200.connection import DEFAULT_CONN_ID
 from airflow_provider_sage200.exceptions import Sage200ConfigError
-from airflow_provider_sage200.intervals import export_window
+from airflow_provider_sage200.intervals import add_window_to_context, export_window
 from airflow_provider_sage200.parallel import DEFAULT_MAX_CONCURRENCY, validate_max_concurrency
 from airflow_provider_sage200.query import (
     DEFAULT_PAGE_SIZE,
@@ -59,8 +59,9 @@ class Sage200GetOperator(BaseOperator):
         ``$skip``, ``$count``. Build ``$filter`` with :mod:`airflow_provider_sage200.odata`. (templated)
     :param sage200_conn_id: the ``sage200`` connection. (templated)
     :param output_uri: write records here (a path or any ``ObjectStoragePath`` URI, e.g.
-        ``s3://bucket/sage/{{ ds }}.jsonl``) instead of returning them; streamed in constant memory and moved
-        into place only when complete. (templated)
+        ``s3://bucket/sage/{{ sage200_window_start | ds }}.jsonl``) instead of returning them; streamed in
+        constant memory and moved into place only when complete. (templated; ``sage200_window_start`` and
+        ``sage200_window_end`` are the window the export reads, see :mod:`airflow_provider_sage200.intervals`)
     :param output_format: ``jsonl`` (default), ``json``, ``csv`` or ``parquet`` (needs pyarrow).
     :param incremental_field: e.g. ``date_time_updated``: restrict to the run's data interval
         ``[data_interval_start, data_interval_end)``, combined with your ``$filter``. ``True``: the resource's
@@ -141,6 +142,14 @@ class Sage200GetOperator(BaseOperator):
     def hook(self) -> Sage200Hook:
         return _hook(self.sage200_conn_id)
 
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Any, context: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        # Both a task and a mapped task's expansion render through here (a mapped task skips
+        # render_template_fields), on every Airflow line.
+        add_window_to_context(context)
+        super()._do_render_template_fields(parent, template_fields, context, *args, **kwargs)
+
     def effective_query(self, context: Context) -> dict[str, str]:
         """The user's query, validated, with the data-interval restriction added when incremental."""
         validate_endpoint(self.endpoint)
@@ -214,7 +223,7 @@ class Sage200GetOperator(BaseOperator):
             if len(records) > self.xcom_record_limit:
                 raise Sage200ConfigError(
                     f"{self.endpoint} returned more than xcom_record_limit={self.xcom_record_limit} records; XCom "
-                    "is not meant for bulk data. Set output_uri (e.g. '/data/sage/{{ ds }}.jsonl' or an s3:// URI) "
+                    "is not meant for bulk data. Set output_uri (e.g. '/data/sage/{{ sage200_window_start | ds }}.jsonl' or an s3:// URI) "
                     "to stream them to a file, or raise xcom_record_limit."
                 )
         return records

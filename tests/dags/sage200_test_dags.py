@@ -68,7 +68,7 @@ for _dag_id, _task_id, _schedule in (
             endpoint="sop_orders",
             query={"$select": "id,date_time_updated"},
             incremental_field="date_time_updated",
-            output_uri="{{ dag_run.conf['output_dir'] }}/{{ ds }}.jsonl",
+            output_uri="{{ dag_run.conf['output_dir'] }}/{{ sage200_window_start | ds }}.jsonl",
             page_size=500,
         )
 
@@ -194,6 +194,6 @@ with DAG(
     Sage200GetOperator.partial(
         task_id="export",
         incremental_field="auto",
-        output_uri="{{ dag_run.conf['output_dir'] }}/{{ ti.map_index }}.jsonl",
+        output_uri="{{ dag_run.conf['output_dir'] }}/{{ sage200_window_start | ds }}/{{ ti.map_index }}.jsonl",
         page_size=50,
     ).expand(endpoint=MAPPED_RESOURCES)

@@ -107,7 +107,7 @@ def test_incremental_runs_over_consecutive_intervals_equal_the_full_set(emulator
     for day in days:
         results = run_dag("t_incremental", {"output_dir": str(tmp_path)}, logical_date=day)
         assert results["export_interval"][0] == "success", results
-        exported += _ids(tmp_path / f"{day:%Y-%m-%d}.jsonl", "jsonl")
+        exported += _ids(tmp_path / f"{day - timedelta(days=1):%Y-%m-%d}.jsonl", "jsonl")  # the day read
     window = {r["id"] for r in truth if days[0] - timedelta(days=1) <= _ts(r) < days[-1]}
     assert len(exported) == len(set(exported))
     assert set(exported) == window and window
@@ -123,9 +123,26 @@ def test_quickstart_daily_schedule_exports_the_day_before_each_midnight_run(emul
     logical = midnight if AIRFLOW_V_3_0_PLUS else midnight - timedelta(days=1)
     results = run_dag("t_incremental_daily", {"output_dir": str(tmp_path)}, logical_date=logical)
     assert results["export_daily"][0] == "success", results
-    exported = _ids(tmp_path / f"{logical:%Y-%m-%d}.jsonl", "jsonl")
+    # Named by the day exported (sage200_window_start), on both lines; {{ ds }} would differ between them.
+    exported = _ids(tmp_path / f"{midnight - timedelta(days=1):%Y-%m-%d}.jsonl", "jsonl")
     window = {r["id"] for r in truth if midnight - timedelta(days=1) <= _ts(r) < midnight}
     assert window and sorted(exported) == sorted(window)
+
+
+def test_manual_daily_run_without_logical_date_names_its_file_by_the_day_it_exports(emulator, tmp_path):
+    """A manual trigger has no logical date on 3.x ({{ ds }} is undefined); the window read names the file."""
+    import re
+
+    before = datetime.now(UTC)
+    results = run_dag("t_incremental_daily", {"output_dir": str(tmp_path)})
+    state, summary = results["export_daily"]
+    assert state == "success", results
+    read_from, read_to = re.findall(r"date_time_updated (?:ge|lt) (\S+)Z", summary["filter"])
+    day = datetime.fromisoformat(read_from).replace(tzinfo=UTC)
+    assert datetime.fromisoformat(read_to).replace(tzinfo=UTC) - day == timedelta(days=1)
+    assert before - timedelta(days=2) < day <= before  # the most recent complete day
+    assert summary["path"] == str(tmp_path / f"{day:%Y-%m-%d}.jsonl")
+    assert (tmp_path / f"{day:%Y-%m-%d}.jsonl").exists()
 
 
 def _ts(record: dict) -> datetime:
@@ -210,7 +227,7 @@ def test_mapped_export_takes_each_resources_defaults_from_the_catalogue(emulator
         truth = emulator.client.truth(endpoint, fields=(resource.key or "customer_id", "date_time_updated"))
         if resource.incremental:
             truth = [r for r in truth if start <= _ts(r) < end]
-        lines = (tmp_path / f"{index}.jsonl").read_text().splitlines()
+        lines = (tmp_path / f"{start:%Y-%m-%d}" / f"{index}.jsonl").read_text().splitlines()
         assert len(lines) == len(truth), endpoint
         if resource.key:
             assert [json.loads(line)[resource.key] for line in lines] == sorted(

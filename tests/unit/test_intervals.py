@@ -70,3 +70,15 @@ def test_the_period_follows_the_timetable_time_zone_across_a_dst_change():
 def test_a_run_without_interval_or_cron_schedule_is_refused_with_what_to_do():
     with pytest.raises(Sage200ConfigError, match="schedule='@daily'"):
         export_window({"data_interval_start": None, "data_interval_end": None, "dag": _Dag(None)})
+
+
+def test_templates_get_the_window_read_and_a_run_without_one_its_moment():
+    from airflow_provider_sage200.intervals import WINDOW_END, WINDOW_START, add_window_to_context
+
+    trigger = {"data_interval_start": MIDNIGHT, "data_interval_end": MIDNIGHT, "logical_date": None}
+    trigger["dag"] = _Dag(CronTriggerTimetable("@daily", timezone="UTC"))
+    add_window_to_context(trigger)
+    assert (trigger[WINDOW_START], trigger[WINDOW_END]) == (MIDNIGHT - timedelta(days=1), MIDNIGHT)
+    unscheduled = {"data_interval_start": MIDNIGHT, "data_interval_end": MIDNIGHT, "dag": _Dag(None)}
+    add_window_to_context(unscheduled)
+    assert (unscheduled[WINDOW_START], unscheduled[WINDOW_END]) == (MIDNIGHT, MIDNIGHT)
