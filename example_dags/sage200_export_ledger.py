@@ -8,9 +8,10 @@ reads changes by ``date_time_updated`` where the resource has it and exports the
 not (the transaction views). A one-hour ``lookback`` re-reads records committed late; the files therefore
 overlap (at-least-once): deduplicate on the resource's key, keeping the latest ``date_time_updated``.
 
-All tasks run in the ``sage200`` pool, which bounds the concurrent Sage calls of every DAG that uses it
-(each task may itself send up to ``max_concurrency`` requests at once): create it once with
-``airflow pools set sage200 4 "Sage 200 API"``.
+At most ``MAX_ACTIVE_TASKS`` tasks run at once (each may itself send up to ``max_concurrency`` requests). To bound
+the Sage calls of every DAG together, create a pool (``airflow pools set sage200 4 "Sage 200 API"``) and add
+``"pool": "sage200"`` to ``default_args``: a task in a pool that does not exist is never scheduled, so the
+example does not assume one.
 
 Settings (no hard-coding): the ``base_uri`` Param, defaulting to the ``sage200_export_base_uri`` Variable.
 """
@@ -25,7 +26,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
 
 OUTPUT_FORMAT = "parquet" if importlib.util.find_spec("pyarrow") else "jsonl"
-POOL = "sage200"
+MAX_ACTIVE_TASKS = 4
 LEDGER = (
     "customers",
     "suppliers",
@@ -46,7 +47,8 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "pool": POOL},
+    max_active_tasks=MAX_ACTIVE_TASKS,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
     params={
         "base_uri": Param(
             None,

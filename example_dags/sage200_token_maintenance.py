@@ -1,12 +1,14 @@
 """Keep the Sage 200 tokens fresh, and warn people well before the refresh token's fixed expiry.
 
 * ``sage200_token_maintenance`` runs every 15 minutes and refreshes the access token when less than 30 minutes
-  remain (the Magento module's cron, done properly: rotation-safe, one run at a time, one pool slot).
+  remain (the Magento module's cron, done properly: rotation-safe, one run and one task instance at a time).
 * ``sage200_token_health`` runs daily: its sensor fails when the refresh token has fewer than 10 days left (or
   the token is missing or expired), and the failure notifies by e-mail with the sensor's exact message.
   Any notifier works in place of ``SmtpNotifier`` (Slack, Teams, a webhook).
 
-Create the one-slot pool once: ``airflow pools set sage200_token 1 "Sage 200 token refresh"``.
+Nothing to create first: ``max_active_runs=1`` and ``max_active_tis_per_dag=1`` serialise the refreshes (a task in
+a pool that does not exist is never scheduled, so the DAG uses none); refreshes from other DAGs and workers are
+made single-use by the hook itself.
 The alert address comes from the ``sage200_alert_email`` Variable.
 """
 
@@ -32,7 +34,7 @@ with DAG(
     Sage200RefreshTokenOperator(
         task_id="refresh_token",
         min_remaining=timedelta(minutes=30),
-        pool="sage200_token",
+        max_active_tis_per_dag=1,
         retries=3,
         retry_delay=timedelta(minutes=1),
     )
