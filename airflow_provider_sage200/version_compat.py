@@ -97,6 +97,7 @@ __all__ = [  # and, imported on first use, the names in _LAZY
     "Variable",
     "conf",
     "cron_trigger_schedule",
+    "get_connection",
     "in_task_process",
     "mask_secret_in_core",
     "mask_secret_in_task",
@@ -148,6 +149,21 @@ def in_task_process() -> bool:
     Always False on 2.11: there a task talks to the metastore like every other Airflow process.
     """
     return hasattr(sys.modules.get("airflow.sdk.execution_time.task_runner"), "SUPERVISOR_COMMS")
+
+
+def get_connection(conn_id: str) -> Any:
+    """The connection ``conn_id``, read where this process may read it.
+
+    In a task (and everywhere on 2.11): ``BaseHook.get_connection``. Outside a task on 3.x (a script, a notebook,
+    the ``sage200`` command, the API server): Airflow core's secrets chain, environment variables, the configured
+    secrets backend and then the metastore, as ``airflow connections get`` reads it. The Task SDK's own lookup
+    there skips the metastore unless the process declares itself a server (``_AIRFLOW_PROCESS_CONTEXT=server``).
+    """
+    if not AIRFLOW_V_3_0_PLUS or in_task_process():
+        return BaseHook.get_connection(conn_id)
+    from airflow.models.connection import Connection as CoreConnection
+
+    return CoreConnection.get_connection_from_secrets(conn_id)
 
 
 def mask_secret_in_task(value: str) -> None:

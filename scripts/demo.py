@@ -110,7 +110,6 @@ def main() -> int:
             },
         }
         add_connection(conn, env)
-        airflow(env, "pools", "set", "sage200_token", "1", "Sage 200 token refresh")
         airflow(env, "variables", "set", "sage200_export_base_uri", str(EXPORTS))
 
         step("One-time consent: sage200 auth login (the emulator consents automatically)")
@@ -127,7 +126,7 @@ def main() -> int:
         print(f"    using X-Site {site['site_id']} / X-Company {site['company_id']} ({site['company_name']})")
 
         step("A few sales orders through Sage200Hook.paginate")
-        os.environ.update(env, _AIRFLOW_PROCESS_CONTEXT="server")  # this script is not task code
+        os.environ.update(env)  # the hook outside a task reads the connection from the metastore
         from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 
         query = {"$select": "id,document_no,customer_id,total_gross_value,date_time_updated", "$top": 3}

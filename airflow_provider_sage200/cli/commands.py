@@ -6,7 +6,6 @@ Each function prints for a person and returns the process exit code.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sys
 from typing import TextIO
@@ -95,9 +94,6 @@ def sites(conn_id: str, *, as_json: bool = False, out: TextIO = sys.stdout) -> i
 
 def run_safely(action, *args, **kwargs) -> int:
     """Run an action, turning provider errors into one clear line and exit code 1."""
-    # Like `airflow connections ...`, these commands work on the metastore directly (they are not task code):
-    # tell the Task SDK to look connections up there too.
-    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
     try:
         return action(*args, **kwargs)
     except Sage200Error as exc:

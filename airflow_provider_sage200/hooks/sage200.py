@@ -56,7 +56,7 @@ from airflow_provider_sage200.transport import (
     read_json,
     send_with_retries,
 )
-from airflow_provider_sage200.version_compat import BaseHook
+from airflow_provider_sage200.version_compat import BaseHook, get_connection
 
 
 class Sage200Hook(BaseHook):
@@ -113,7 +113,7 @@ class Sage200Hook(BaseHook):
     @cached_property
     def config(self) -> Sage200ConnectionConfig:
         """The connection's settings, validated once."""
-        return Sage200ConnectionConfig.from_connection(self.get_connection(self.sage200_conn_id))
+        return Sage200ConnectionConfig.from_connection(get_connection(self.sage200_conn_id))
 
     @cached_property
     def token_provider(self) -> Sage200TokenProvider:

@@ -190,3 +190,53 @@ def test_an_unsupported_method_is_refused_before_anything_is_sent(consented, emu
     with pytest.raises(Sage200ConfigError, match="PATCH"):
         Sage200Hook().send("customers/1", "PATCH", json={"name": "x"})
     assert sum(emulator.client.stats()["requests"].values()) == before
+
+
+SCRIPT = """
+import json, sys
+import requests
+from urllib.parse import parse_qs, urlsplit
+from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+
+hook = Sage200Hook(sys.argv[1])
+answer = requests.get(hook.authorization_url("s"), allow_redirects=False, timeout=10)
+hook.exchange_code(parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0])
+print(json.dumps({"sites": len(hook.get_sites()), "orders": len(hook.send("sop_orders", query={"$top": 3}))}))
+"""
+
+
+def test_hook_works_from_a_plain_script_with_a_metastore_connection(emulator, airflow_db, tmp_path):
+    """A script or notebook (no task, no env var) reads the connection from the metastore, as the CLI does."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import connection_json
+
+    conn_id = f"sage200_script_{os.urandom(3).hex()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "_AIRFLOW_PROCESS"))}
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "airflow",
+            "connections",
+            "add",
+            conn_id,
+            "--conn-json",
+            connection_json(emulator),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert added.returncode == 0, added.stderr
+    script = tmp_path / "notebook.py"
+    script.write_text(SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), conn_id], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.splitlines()[-1]) == {"sites": 3, "orders": 3}
