@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,12 +103,19 @@ RETRY_OPTIONS = {
 }
 
 
+# delta-seconds is ASCII digits only (RFC 9110); str.isdigit() would also take "²", which float() refuses.
+_DELTA_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Return the wait a ``Retry-After`` header asks for, in seconds (delta-seconds or HTTP-date)."""
+    """Return the wait a ``Retry-After`` header asks for, in seconds (delta-seconds or HTTP-date).
+
+    Anything else (``²``, ``1.5``, ``-1``, text) is ``None``: the normal backoff applies.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -287,18 +295,18 @@ def send_with_retries(
             wait = None
         if not retryable:
             raise error
-        if wait is not None and wait > policy.retry_after_max:
-            raise error
-        delay = policy.backoff(attempt) if wait is None else wait
         elapsed = time.monotonic() - started
-        if attempt >= policy.max_attempts or elapsed + delay > policy.max_elapsed:
-            raise type(error)(
-                f"{error.message} (gave up after {attempt} attempts in {elapsed:.0f}s)",
-                method=method,
-                endpoint=endpoint,
-                status_code=error.status_code,
-                body=error.body,
+        if wait is not None and (wait > policy.retry_after_max or elapsed + wait > policy.max_elapsed):
+            raise _with_note(
+                error,
+                f"the server asked to wait {describe_seconds(wait)} ({wait:.0f} s) before retrying, more than "
+                f"the retry budget allows (at most {policy.retry_after_max:.0f} s per wait, "
+                f"{policy.max_elapsed:.0f} s in all); not retried",
             ) from None
+        # A Retry-After shorter than the backoff (0, say) would retry in a tight loop: the backoff is the floor.
+        delay = max(policy.backoff(attempt), wait or 0.0)
+        if attempt >= policy.max_attempts or elapsed + delay > policy.max_elapsed:
+            raise _with_note(error, f"gave up after {attempt} attempts in {elapsed:.0f}s") from None
         log.warning(
             "Sage 200 %s %s: %s; retrying in %.1fs (attempt %d of %d).",
             method,
@@ -309,6 +317,32 @@ def send_with_retries(
             policy.max_attempts,
         )
         sleep(delay)
+
+
+def _with_note(error: Sage200ApiError, note: str) -> Sage200ApiError:
+    """``error`` again, its message followed by ``note`` in parentheses."""
+    kwargs: dict[str, Any] = {}
+    if isinstance(error, Sage200RateLimitError):
+        kwargs["retry_after"] = error.retry_after
+    return type(error)(
+        f"{error.message} ({note})",
+        method=error.method,
+        endpoint=error.endpoint,
+        status_code=error.status_code,
+        body=error.body,
+        hint=error.hint,
+        **kwargs,
+    )
+
+
+def describe_seconds(seconds: float) -> str:
+    """``seconds`` in the largest whole unit that fits: "1 day", "2 hours", "10 minutes", "45 seconds"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = round(seconds / size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    count = round(seconds)
+    return f"{count} second{'' if count == 1 else 's'}"
 
 
 class TruncatedBody(ContentDecodingError):
