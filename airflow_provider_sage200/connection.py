@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_sage200.exceptions import Sage200ConfigError
+from airflow_provider_sage200.masking import mask
 from airflow_provider_sage200.token import token_variable_key
 
 if TYPE_CHECKING:
@@ -67,11 +68,15 @@ def check_url(field: str, url: str) -> str:
 
 @dataclass(frozen=True)
 class Sage200ConnectionConfig:
-    """Everything the hook needs from a ``sage200`` connection, already validated."""
+    """Everything the hook needs from a ``sage200`` connection, already validated.
+
+    The client secret and the subscription key are left out of the repr and registered with the log masker
+    (Airflow masks only connection fields named like a secret: ``subscription_key`` is not).
+    """
 
     conn_id: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     edition: str
     site_id: str | None
     company_id: int | None
@@ -81,7 +86,7 @@ class Sage200ConnectionConfig:
     scope: str
     audience: str
     redirect_uri: str
-    subscription_key: str | None
+    subscription_key: str | None = field(repr=False)
     refresh_token_lifetime_days: int
     token_variable: str
 
@@ -146,6 +151,9 @@ class Sage200ConnectionConfig:
         api_url = check_url("api_url", opt("api_url") or API_BASE_URLS[edition])
         if not api_url.endswith("/"):
             api_url += "/"
+        subscription_key = opt("subscription_key")
+        for secret in (conn.password, subscription_key):
+            mask(secret or "")
         return cls(
             conn_id=conn_id,
             client_id=conn.login,
@@ -159,7 +167,7 @@ class Sage200ConnectionConfig:
             scope=opt("scope") or DEFAULT_SCOPE,
             audience=opt("audience") or DEFAULT_AUDIENCE,
             redirect_uri=check_url("redirect_uri", opt("redirect_uri") or DEFAULT_REDIRECT_URI),
-            subscription_key=opt("subscription_key"),
+            subscription_key=subscription_key,
             refresh_token_lifetime_days=lifetime,
             token_variable=opt("token_variable") or token_variable_key(conn_id),
         )

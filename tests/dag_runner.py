@@ -28,6 +28,17 @@ def run_dag_in_process(
     env: dict[str, str] | None = None,
 ) -> dict[str, list[Any]]:
     """``dag.test()`` of ``dag_id`` from ``dag_folder`` in a subprocess sharing this test's metastore."""
+    return run_dag_in_process_with_output(dag_folder, dag_id, conf, logical_date, env)[0]
+
+
+def run_dag_in_process_with_output(
+    dag_folder: Path,
+    dag_id: str,
+    conf: dict | None = None,
+    logical_date: datetime | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[dict[str, list[Any]], str]:
+    """:func:`run_dag_in_process`, also returning what the process wrote to stdout and stderr (its log)."""
     out = Path(tempfile.mkdtemp(prefix="dag-runner-")) / "results.json"
     args = [sys.executable, "-m", "tests.dag_runner", str(out), dag_id, json.dumps(conf or {})]
     if logical_date is not None:
@@ -43,7 +54,7 @@ def run_dag_in_process(
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(out.read_text())
     shutil.rmtree(out.parent)
-    return results
+    return results, result.stdout + result.stderr
 
 
 def main() -> None:

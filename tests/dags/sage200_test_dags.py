@@ -32,6 +32,22 @@ with DAG("t_hook_call", schedule=None, start_date=START, catchup=False):
     call_api()
 
 
+with DAG("t_log_connection", schedule=None, start_date=START, catchup=False):
+
+    @task
+    def log_connection() -> str:
+        """What a task log makes of a line holding the connection's secrets: the masker must hide them all."""
+        from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+        from tests.compat import redact
+
+        hook = Sage200Hook()
+        hook.send("sop_orders", query={"$top": 1, "$select": "id"})
+        config = hook.config
+        return redact(f"key {config.subscription_key} secret {config.client_secret}")
+
+    log_connection()
+
+
 with DAG("t_export", schedule=None, start_date=START, catchup=False, render_template_as_native_obj=True):
     for fmt in ("jsonl", "json", "csv", "parquet"):
         Sage200GetOperator(

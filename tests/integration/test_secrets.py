@@ -93,3 +93,35 @@ def test_each_secret_is_registered_with_the_log_maskers_once_per_process(monkeyp
 
         assert redact_in_task_sdk(f"Bearer {secret}") == "Bearer ***"
         assert redact_in_core(f"Bearer {secret}") == "Bearer ***"
+
+
+SUBSCRIPTION_KEY = "emulator-subscription-key"
+
+
+@pytest.fixture
+def with_subscription_key(emulator, monkeypatch):
+    """The consented connection, on a tenant that requires ``ocp-apim-subscription-key``."""
+    from tests.conftest import CONN_ID, connection_json
+
+    emulator.client.configure(require_subscription_key=True)
+    variable = Sage200Hook().config.token_variable
+    conn = connection_json(emulator, token_variable=variable, subscription_key=SUBSCRIPTION_KEY)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", conn)
+    Sage200TokenProvider.clear_cache()
+
+
+def test_the_subscription_key_and_client_secret_stay_out_of_reprs(with_subscription_key):
+    """Defect 11: repr(config), vars(hook) and the hook's repr showed the client secret and the key."""
+    hook = Sage200Hook()
+    assert len(hook.send("sop_orders", query={"$top": 1})) == 1  # every cached part of the hook is built
+    shown = [repr(hook.config), str(hook.config), repr(hook), str(hook), repr(vars(hook))]
+    shown += [repr(vars(part)) for part in (hook.token_provider, hook.sage_id, hook.token_store)]
+    assert [s for s in shown if SUBSCRIPTION_KEY in s or "emulator-secret" in s] == []
+    assert "api_url=" in repr(hook.config)  # the rest is still shown
+
+
+def test_the_subscription_key_is_masked_in_a_task_log(with_subscription_key):
+    """Defect 11: the key was not registered with the masker (Airflow masks only names with token, secret...),
+    so a real worker's task log showed it. The task returns what its log masker makes of a line holding both."""
+    results = run_dag("t_log_connection")
+    assert results["log_connection"][1] == "key *** secret ***"
