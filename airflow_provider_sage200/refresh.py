@@ -60,6 +60,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -130,6 +131,30 @@ def _thread_lock(key: str) -> threading.Lock:
         return _thread_locks.setdefault(key, threading.Lock())
 
 
+def _host_lock_folder() -> str:
+    """This user's folder for host locks, ``<tmp>/airflow-provider-sage200-<uid>``, created private (0700).
+
+    Per user, so another local user cannot take the name; refused (before Sage ID is called) unless it is a
+    real folder, ours, and writable by no one else: anyone who can write there can block or break refreshes.
+    """
+    folder = os.path.join(tempfile.gettempdir(), f"airflow-provider-sage200-{os.getuid()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory (a symlink or a file)"
+    elif info.st_uid != os.getuid():
+        problem = f"belongs to another user (uid {info.st_uid}, this process runs as uid {os.getuid()})"
+    elif info.st_mode & 0o022:
+        problem = f"is writable by other users (mode {oct(stat.S_IMODE(info.st_mode))})"
+    else:
+        return folder
+    raise Sage200AuthError(
+        f"The host refresh-lock folder {folder} {problem}; nothing was refreshed. Remove it (it is recreated "
+        "private, mode 0700, on the next refresh) and check who made it, or point TMPDIR at a private folder."
+    )
+
+
 @contextlib.contextmanager
 def _host_lock(
     key: str, timeout: float, no_longer_needed: Callable[[], bool], recheck_every: float
@@ -140,9 +165,7 @@ def _host_lock(
     ``recheck_every`` seconds while waiting) says the wait is pointless. ``flock`` is not fair: without that
     check, a waiter can lose the lock to newcomers over and over while the token is refreshed around it.
     """
-    folder = os.path.join(tempfile.gettempdir(), "airflow-provider-sage200")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
+    path = os.path.join(_host_lock_folder(), hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock")
     deadline = time.monotonic() + timeout
     next_check = time.monotonic()  # the first check as soon as the lock is found taken
     with open(path, "a+") as handle:
