@@ -180,6 +180,7 @@ class Sage200ConnectionConfig:
             )
             raise Sage200ConfigError(
                 f"Connection {self.conn_id!r} has no {missing}: every Sage 200 call except 'sites' needs "
-                "X-Site and X-Company. Run `sage200 sites` to list the pairs this user can reach."
+                "X-Site and X-Company. Run `sage200 sites` to list the pairs this user can reach, then "
+                "`sage200 sites --use <company id>` to store one."
             )
         return self.site_id, self.company_id

@@ -32,7 +32,7 @@ def token_refresh_code(args: Namespace) -> int:
 
 
 def sites_code(args: Namespace) -> int:
-    return commands.run_safely(commands.sites, args.conn_id, as_json=args.json)
+    return commands.run_safely(commands.sites, args.conn_id, as_json=args.json, use=args.use, site=args.site)
 
 
 def _exiting(action):

@@ -11,7 +11,7 @@ import sys
 from typing import TextIO
 
 from airflow_provider_sage200.cli.login import CallbackServer, open_browser, parse_redirect, pkce_pair
-from airflow_provider_sage200.exceptions import Sage200Error
+from airflow_provider_sage200.exceptions import Sage200ConfigError, Sage200Error
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 from airflow_provider_sage200.token import refresh_outcome
 from airflow_provider_sage200.version_compat import AirflowNotFoundException
@@ -76,9 +76,18 @@ def token_refresh(conn_id: str, *, min_remaining: float | None = None, out: Text
     return 0
 
 
-def sites(conn_id: str, *, as_json: bool = False, out: TextIO = sys.stdout) -> int:
-    """List the X-Site / X-Company pairs the consenting user can reach."""
+def sites(
+    conn_id: str,
+    *,
+    as_json: bool = False,
+    use: int | None = None,
+    site: str | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
+    """List the X-Site / X-Company pairs the consenting user can reach; with ``use``, store one in the connection."""
     rows = Sage200Hook(conn_id).get_sites()
+    if use is not None:
+        return use_site(conn_id, rows, use, site, out)
     if as_json:
         print(json.dumps(rows, indent=2), file=out)
         return 0
@@ -90,6 +99,65 @@ def sites(conn_id: str, *, as_json: bool = False, out: TextIO = sys.stdout) -> i
             file=out,
         )
     return 0
+
+
+def use_site(conn_id: str, rows: list[dict], company_id: int, site_id: str | None, out: TextIO) -> int:
+    """Put the reachable pair with ``company_id`` (on ``site_id``, when given) into the connection's extras."""
+    matches = [
+        row
+        for row in rows
+        if str(row.get("company_id")) == str(company_id)
+        and (site_id is None or str(row.get("site_id", "")).lower() == site_id.strip("{}").lower())
+    ]
+    reachable = ", ".join(f"{row.get('company_id')} on {row.get('site_id')}" for row in rows) or "none"
+    if not matches:
+        raise Sage200ConfigError(
+            f"--use {company_id}: the connection's user cannot reach company {company_id}"
+            + (f" on site {site_id}" if site_id else "")
+            + f"; reachable: {reachable}."
+        )
+    if len(matches) > 1:
+        raise Sage200ConfigError(
+            f"--use {company_id}: company {company_id} exists on several sites; add --site with one of "
+            + ", ".join(str(row.get("site_id")) for row in matches)
+            + "."
+        )
+    chosen = matches[0]
+    changes = update_connection_extra(
+        conn_id, {"site_id": str(chosen["site_id"]), "company_id": int(chosen["company_id"])}
+    )
+    for field, (before, after) in changes.items():
+        shown = "(empty)" if before in (None, "") else repr(before)
+        print(f"Connection {conn_id!r}: {field} {shown} -> {after!r}", file=out)
+    if not changes:
+        print(
+            f"Connection {conn_id!r} already uses site {chosen['site_id']}, company {company_id}.", file=out
+        )
+    print(f"Now using {chosen.get('company_name', '')} ({chosen.get('site_name', '')}).", file=out)
+    return 0
+
+
+def update_connection_extra(conn_id: str, values: dict[str, object]) -> dict[str, tuple[object, object]]:
+    """Set ``values`` in the extras of the metastore connection ``conn_id``; returns ``{field: (before, after)}``.
+
+    Airflow has no ``connections edit``; this writes the row as the UI's Edit would. A connection defined by an
+    environment variable or a secrets backend cannot be changed here, and the error says where to change it.
+    """
+    from airflow.models.connection import Connection as StoredConnection
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        stored = session.query(StoredConnection).filter_by(conn_id=conn_id).one_or_none()
+        if stored is None:
+            settings = ", ".join(f"{key}={value}" for key, value in values.items())
+            raise Sage200ConfigError(
+                f"Connection {conn_id!r} is not in the Airflow metastore (it comes from an environment variable "
+                f"or a secrets backend), so it cannot be changed from here: set {settings} in its extra there."
+            )
+        extra = stored.extra_dejson
+        changes = {key: (extra.get(key), value) for key, value in values.items() if extra.get(key) != value}
+        stored.set_extra(json.dumps(extra | values))
+    return changes
 
 
 def run_safely(action, *args, **kwargs) -> int:

@@ -9,6 +9,8 @@ import argparse
 
 from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
+from airflow_provider_sage200.cli.main import SITE_HELP, USE_HELP
+
 _CONN_ID = Arg(
     ("--conn-id",), default="sage200_default", help="the sage200 connection (default: sage200_default)"
 )
@@ -50,7 +52,15 @@ def get_sage200_cli_commands() -> list[GroupCommand]:
         _CONN_ID,
         Arg(("--min-remaining",), type=float, default=None, help="only when fewer seconds remain"),
     )
-    sites = _action("sites", "List the X-Site / X-Company pairs the user can reach", "sites", _CONN_ID, _JSON)
+    sites = _action(
+        "sites",
+        "List the X-Site / X-Company pairs the user can reach (--use: store one in the connection)",
+        "sites",
+        _CONN_ID,
+        _JSON,
+        Arg(("--use",), type=int, metavar="COMPANY_ID", help=USE_HELP),
+        Arg(("--site",), metavar="SITE_ID", help=SITE_HELP),
+    )
     return [
         GroupCommand(
             name="sage200",

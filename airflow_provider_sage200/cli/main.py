@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 
 DEFAULT_CONN_ID = "sage200_default"
+USE_HELP = "store the reachable pair with this company id in the connection's site_id / company_id fields"
+SITE_HELP = "with --use: the site, when the company id exists on several sites"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     site_cmd = with_conn(commands.add_parser("sites", help="list the X-Site / X-Company pairs you can reach"))
     site_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    site_cmd.add_argument("--use", type=int, metavar="COMPANY_ID", help=USE_HELP)
+    site_cmd.add_argument("--site", metavar="SITE_ID", help=SITE_HELP)
 
     emulator = commands.add_parser("emulator", help="run the Sage 200 emulator (Sage ID + API) on loopback")
     from airflow_provider_sage200.emulator import cli as emulator_cli
