@@ -13,6 +13,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_sage200.connection_defaults import (
+    API_BASE_URLS,
+    DEFAULT_AUDIENCE,
+    DEFAULT_AUTH_URL,
+    DEFAULT_EDITION,
+    DEFAULT_REDIRECT_URI,
+    DEFAULT_REFRESH_TOKEN_LIFETIME_DAYS,
+    DEFAULT_SCOPE,
+    DEFAULT_TOKEN_URL,
+)
 from airflow_provider_sage200.exceptions import Sage200ConfigError
 from airflow_provider_sage200.masking import mask
 from airflow_provider_sage200.token import token_variable_key
@@ -20,17 +30,21 @@ from airflow_provider_sage200.token import token_variable_key
 if TYPE_CHECKING:
     from airflow_provider_sage200.version_compat import Connection
 
-DEFAULT_AUTH_URL = "https://id.sage.com/authorize"
-DEFAULT_TOKEN_URL = "https://id.sage.com/oauth/token"
-DEFAULT_SCOPE = "openid profile email offline_access"
-DEFAULT_AUDIENCE = "s200ukipd/sage200"
-DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
-DEFAULT_REFRESH_TOKEN_LIFETIME_DAYS = 90
-API_BASE_URLS = {
-    "standard": "https://api.columbus.sage.com/uk/sage200/accounts/v1/",
-    "professional": "https://api.columbus.sage.com/uk/sage200extra/accounts/v1/",
-}
-DEFAULT_EDITION = "professional"
+__all__ = [
+    "API_BASE_URLS",
+    "DEFAULT_AUDIENCE",
+    "DEFAULT_AUTH_URL",
+    "DEFAULT_CONN_ID",
+    "DEFAULT_EDITION",
+    "DEFAULT_REDIRECT_URI",
+    "DEFAULT_REFRESH_TOKEN_LIFETIME_DAYS",
+    "DEFAULT_SCOPE",
+    "DEFAULT_TOKEN_URL",
+    "REDACTED",
+    "Sage200ConnectionConfig",
+    "check_url",
+    "is_loopback_host",
+]
 
 _SITE_ID = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$")
 

@@ -9,6 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_sage200 import __version__
+from airflow_provider_sage200.connection_defaults import (
+    API_BASE_URLS,
+    DEFAULT_AUDIENCE,
+    DEFAULT_AUTH_URL,
+    DEFAULT_EDITION,
+    DEFAULT_REDIRECT_URI,
+    DEFAULT_REFRESH_TOKEN_LIFETIME_DAYS,
+    DEFAULT_SCOPE,
+    DEFAULT_TOKEN_URL,
+)
+
+# Airflow hides the values of extra fields whose names contain "token" when a connection is edited; their help
+# says so, since the names are the provider's public interface and stay.
+_MASKED_ON_EDIT = (
+    " Shown as *** when you edit the connection (Airflow hides fields named like 'token'); leave *** to keep the "
+    "stored value."
+)
 
 
 def _field(label: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -28,18 +45,38 @@ def _option(description: str, default: str, type_: str = "float") -> dict[str, A
 CONN_FIELDS: dict[str, Any] = {
     "edition": {
         "label": "Edition",
-        "description": "Sage 200 Standard (cloud) or Professional (on-premises via the Native API tunnel).",
-        "schema": {"type": "string", "enum": ["standard", "professional"], "default": "professional"},
+        "description": "Sage 200 Standard (cloud) or Professional (on-premises via the Native API tunnel); "
+        "picks the API base URL.",
+        "schema": {"type": "string", "enum": ["standard", "professional"], "default": DEFAULT_EDITION},
     },
-    "site_id": _field("Site ID", "X-Site: the site GUID from `sage200 sites`."),
-    "company_id": _field("Company ID", "X-Company: the integer company id from `sage200 sites`."),
-    "api_url": _field("API base URL", "Overrides the edition's base URL (e.g. the emulator).", format="url"),
-    "auth_url": _field("Authorization URL", "Sage ID authorize endpoint.", format="url"),
-    "token_url": _field("Token URL", "Sage ID token endpoint.", format="url"),
-    "scope": _field("Scope", "OAuth scopes; offline_access yields the refresh token."),
-    "audience": _field("Audience", "Sage ID audience for Sage 200."),
+    "site_id": _field(
+        "Site ID", "X-Site: the site GUID listed by the sage200 sites command (sage200 sites --use fills it)."
+    ),
+    "company_id": _field(
+        "Company ID",
+        "X-Company: the integer company id listed by sage200 sites (sage200 sites --use fills it).",
+    ),
+    "api_url": _field(
+        "API base URL",
+        "Overrides the base URL that Edition selects (empty: Edition's, e.g. "
+        f"{API_BASE_URLS[DEFAULT_EDITION]} for Professional); set it only for the emulator or a proxy.",
+        format="url",
+    ),
+    "auth_url": _field(
+        "Authorization URL", f"Sage ID authorize endpoint (empty: {DEFAULT_AUTH_URL}).", format="url"
+    ),
+    "token_url": _field(
+        "Token URL", f"Sage ID token endpoint (empty: {DEFAULT_TOKEN_URL})." + _MASKED_ON_EDIT, format="url"
+    ),
+    "scope": _field(
+        "Scope",
+        f"OAuth scopes, space-separated; offline_access yields the refresh token (empty: {DEFAULT_SCOPE}).",
+    ),
+    "audience": _field("Audience", f"Sage ID audience for Sage 200 (empty: {DEFAULT_AUDIENCE})."),
     "redirect_uri": _field(
-        "Redirect URI", "The callback registered on the Sage 200 API credential form.", format="url"
+        "Redirect URI",
+        f"The callback registered on the Sage 200 API credential form (empty: {DEFAULT_REDIRECT_URI}).",
+        format="url",
     ),
     "subscription_key": _field(
         "Subscription key",
@@ -49,11 +86,13 @@ CONN_FIELDS: dict[str, Any] = {
     # No schema default: Airflow's UI masks defaults of fields named like "*token*" and would save "***".
     "refresh_token_lifetime_days": {
         "label": "Refresh token lifetime (days)",
-        "description": "As chosen on the Sage 200 API credential request form (at most 90; empty means 90).",
+        "description": "As chosen on the Sage 200 API credential request form (at most 90; "
+        f"empty: {DEFAULT_REFRESH_TOKEN_LIFETIME_DAYS}).",
         "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 90},
     },
     "token_variable": _field(
-        "Token Variable", "Airflow Variable holding the rotating tokens (default sage200_token__<conn_id>)."
+        "Token Variable",
+        "Airflow Variable holding the rotating tokens (empty: sage200_token__<conn_id>)." + _MASKED_ON_EDIT,
     ),
 }
 
@@ -61,11 +100,20 @@ CONN_FIELDS: dict[str, Any] = {
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["host", "port", "schema"],
     "relabeling": {"login": "Client ID", "password": "Client Secret"},
+    # The defaults, shown in the empty fields (a placeholder is never saved).
     "placeholders": {
         "login": "Sage ID client id",
         "password": "Sage ID client secret",
         "site_id": "2f1b8a52-3d4c-4e5f-9a6b-7c8d9e0f1a2b",
         "company_id": "1",
+        "api_url": API_BASE_URLS[DEFAULT_EDITION],
+        "auth_url": DEFAULT_AUTH_URL,
+        "token_url": DEFAULT_TOKEN_URL,
+        "scope": DEFAULT_SCOPE,
+        "audience": DEFAULT_AUDIENCE,
+        "redirect_uri": DEFAULT_REDIRECT_URI,
+        "refresh_token_lifetime_days": str(DEFAULT_REFRESH_TOKEN_LIFETIME_DAYS),
+        "token_variable": "sage200_token__<conn_id>",
     },
 }
 

@@ -88,3 +88,48 @@ def test_the_react_form_of_3_0_and_3_1_shows_the_fields():
     assert "Sage 200 Client ID True" in out
     assert "'token_variable'" in out and "'site_id'" in out
     assert "['standard', 'professional']" in out and "'format': 'password'" in out
+
+
+def test_connection_form_help_is_plain_text_and_names_every_default():
+    from airflow_provider_sage200 import connection
+    from airflow_provider_sage200.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+    from tests.compat import redact
+
+    for name, field in CONN_FIELDS.items():
+        assert "`" not in field["description"], name  # the form shows Markdown literally
+    defaults = {
+        "auth_url": connection.DEFAULT_AUTH_URL,
+        "token_url": connection.DEFAULT_TOKEN_URL,
+        "scope": connection.DEFAULT_SCOPE,
+        "audience": connection.DEFAULT_AUDIENCE,
+        "redirect_uri": connection.DEFAULT_REDIRECT_URI,
+        "api_url": connection.API_BASE_URLS[connection.DEFAULT_EDITION],
+        "refresh_token_lifetime_days": str(connection.DEFAULT_REFRESH_TOKEN_LIFETIME_DAYS),
+    }
+    placeholders = UI_FIELD_BEHAVIOUR["placeholders"]
+    for name, default in defaults.items():
+        assert placeholders[name] == default, name
+        assert default in CONN_FIELDS[name]["description"], name
+    assert "Edition" in CONN_FIELDS["api_url"]["description"]
+    assert "Overrides" in CONN_FIELDS["api_url"]["description"]
+    # Fields whose stored text Airflow shows as *** on Edit say so, and that saving *** keeps the value.
+    for name, field in CONN_FIELDS.items():
+        masked = redact("some text", name) == "***"
+        assert masked == ("Shown as ***" in field["description"]) or "integer" in str(field["schema"]), name
+    assert redact("https://id.sage.com/oauth/token", "token_url") == "***"
+
+
+def test_hook_form_methods_carry_the_same_help_and_placeholders():
+    """2.11, 3.0 and 3.1 build the form from the hook's methods: the same texts as conn-fields."""
+    import importlib.util
+
+    from airflow_provider_sage200.connection_form import connection_form_widgets, ui_field_behaviour
+    from airflow_provider_sage200.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+
+    assert ui_field_behaviour()["placeholders"] == UI_FIELD_BEHAVIOUR["placeholders"]
+    if importlib.util.find_spec("flask_appbuilder") is None:
+        return  # the WTForms fields need FAB; the React form of 3.2+ reads CONN_FIELDS directly
+    widgets = connection_form_widgets()
+    assert {name: w.kwargs["description"] for name, w in widgets.items()} == {
+        name: f["description"] for name, f in CONN_FIELDS.items()
+    }
