@@ -214,6 +214,8 @@ class _Id(msgspec.Struct):
 
 
 _ID_DECODER = msgspec.json.Decoder(_Id)
+# A collection page with each record left as its JSON text: validated and split, not built into dicts.
+RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 def _bad_page(endpoint: str, message: str) -> Sage200ServerError:
@@ -296,20 +298,35 @@ class PageCheck:
                     raise _bad_page(
                         self.endpoint, f"record {index} of the page is a {kind}, not a JSON object"
                     )
-                try:
-                    codecs.utf_8_decode(record, "strict", True)
-                except UnicodeDecodeError as exc:
-                    raise _bad_page(
-                        self.endpoint,
-                        f"record {index} of the page is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at "
-                        f"offset {exc.start} of the record): Sage 200 sends UTF-8, so the body is corrupt or not "
-                        "from the Sage 200 API",
-                    ) from None
+                _check_utf8(record, f"record {index} of the page", "the record", self.endpoint)
             elif not isinstance(record, dict):
                 raise _bad_page(
                     self.endpoint,
                     f"record {index} of the page is a {type(record).__name__}, not a JSON object",
                 )
+
+
+def _check_utf8(data: msgspec.Raw | bytes, what: str, of: str, endpoint: str) -> None:
+    try:
+        codecs.utf_8_decode(data, "strict", True)
+    except UnicodeDecodeError as exc:
+        raise _bad_page(
+            endpoint,
+            f"{what} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} of {of}): "
+            "Sage 200 sends UTF-8, so the body is corrupt or not from the Sage 200 API",
+        ) from None
+
+
+def check_utf8(body: bytes, endpoint: str) -> None:
+    """Raise a :class:`Sage200ServerError` (never retried) when a body that failed to decode is not UTF-8,
+    naming the record when it is a page: a bad byte is not a body cut short, and reading it again cannot help."""
+    try:
+        records = RAW_RECORDS.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        _check_utf8(body, "the response", "the body", endpoint)
+        return
+    for index, record in enumerate(records, 1):
+        _check_utf8(record, f"record {index} of the page", "the record", endpoint)
 
 
 def page_ids(page: Page) -> list[int]:

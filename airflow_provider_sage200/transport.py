@@ -42,7 +42,7 @@ from airflow_provider_sage200.exceptions import (
     Sage200RateLimitError,
     Sage200ServerError,
 )
-from airflow_provider_sage200.query import is_record_path
+from airflow_provider_sage200.query import RAW_RECORDS, check_utf8, is_record_path  # noqa: F401 (RAW_RECORDS re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -349,17 +349,16 @@ class TruncatedBody(ContentDecodingError):
     """A complete response whose JSON is cut short: retried like a broken connection, for reads only."""
 
 
-# A collection page with each record left as its JSON text: validated and split, not built into dicts.
-RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
-
-
-def read_json(response: requests.Response, decoder: msgspec.json.Decoder | None = None) -> Any:
+def read_json(
+    response: requests.Response, decoder: msgspec.json.Decoder | None = None, *, endpoint: str = ""
+) -> Any:
     """Decode a successful response's JSON once; a cut-short body raises :class:`TruncatedBody`.
 
     HTML (a gateway or sign-in page) and empty bodies are left to the caller: retrying cannot fix them.
 
     :param decoder: a typed decoder (e.g. :data:`RAW_RECORDS`); a body of another shape is decoded as any JSON,
         for the caller to reject with a message about what it got.
+    :param endpoint: named in the :class:`Sage200ServerError` for a body that is not UTF-8 (not retried).
     """
     if not response.ok or not response.content or response.content.lstrip()[:1] == b"<":
         return None
@@ -371,6 +370,7 @@ def read_json(response: requests.Response, decoder: msgspec.json.Decoder | None 
                 pass
         return msgspec.json.decode(response.content)
     except msgspec.DecodeError:
+        check_utf8(response.content, endpoint)
         raise TruncatedBody(not_json_message(response), response=response) from None
 
 

@@ -408,7 +408,7 @@ class Sage200Hook(BaseHook):
         """The JSON body of a successful answer (``None`` when empty); anything else is a server error."""
         if not response.content:
             return None
-        body = read_json(response, decoder)
+        body = read_json(response, decoder, endpoint=endpoint)
         if body is None:  # an HTML page where JSON was due: retrying cannot fix it
             raise Sage200ServerError(
                 not_json_message(response),
