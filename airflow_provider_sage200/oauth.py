@@ -7,6 +7,7 @@ happens at a time, is the job of :mod:`airflow_provider_sage200.refresh`.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -27,7 +28,7 @@ from airflow_provider_sage200.exceptions import (
     Sage200RefreshRefused,
 )
 from airflow_provider_sage200.masking import mask_token
-from airflow_provider_sage200.token import login_command, token_from_grant
+from airflow_provider_sage200.token import login_command, normalise_grant, token_from_grant
 from airflow_provider_sage200.transport import (
     RedirectGuard,
     RetryPolicy,
@@ -52,6 +53,7 @@ class _DropDebugRecords(logging.Filter):
 for _name in ("requests_oauthlib", "requests_oauthlib.oauth2_session", "oauthlib"):
     logging.getLogger(_name).addFilter(_DropDebugRecords())
 
+log = logging.getLogger(__name__)
 _insecure_env_lock = threading.Lock()
 
 
@@ -166,7 +168,7 @@ class SageIdClient:
             # Gateway failures and throttling surface as HTTP errors before oauthlib parses the body.
             if response.status_code == 429 or response.status_code >= 500:
                 raise_for_response(response, method="POST", endpoint=TOKEN_ENDPOINT, api_hints=False)
-            return response
+            return _normalised(response)
 
         session.register_compliance_hook("access_token_response", check_status)
         session.register_compliance_hook("refresh_token_response", check_status)
@@ -208,6 +210,33 @@ class SageIdClient:
         return Sage200AuthError(
             f"Sage ID token request ({grant}) failed: {exc.error} ({description}).", **said
         )
+
+
+def _normalised(response: requests.Response) -> requests.Response:
+    """``response`` with its JSON answer made parseable by oauthlib (:func:`normalise_grant`)."""
+    if not response.ok:
+        return response
+    try:
+        answer = response.json()
+    except ValueError:
+        return response
+    if not isinstance(answer, dict):
+        return response
+    fixed = normalise_grant(answer)
+    if fixed != answer:
+        log.warning(
+            "Sage ID's token answer had fields oauthlib cannot parse (%s); using them normalised.",
+            ", ".join(
+                sorted(
+                    k
+                    for k in answer.keys() | fixed.keys()
+                    if k not in answer or k not in fixed or answer[k] is not fixed[k]
+                )
+            ),
+        )
+        response._content = json.dumps(fixed).encode()
+        response.encoding = "utf-8"
+    return response
 
 
 def refuses_early_refresh(response: requests.Response) -> bool:

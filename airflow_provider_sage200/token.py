@@ -14,10 +14,13 @@ Sage ID refresh tokens expire at a fixed date.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from airflow_provider_sage200.exceptions import Sage200AuthError
 
 TOKEN_VARIABLE_PREFIX = "sage200_token__"
 # Facts the provider adds to the stored token (no secrets); a refresh or a new consent builds a token without them.
@@ -27,6 +30,70 @@ REFRESH_REFUSED = (
 CONSENT_REJECTED = "consent_rejected"  # {"at", "error", "message"}: Sage ID rejected the grant itself
 SECRET_FIELDS = ("access_token", "refresh_token", "id_token")
 _NOT_STORED = ("expires_in", "expires_at", "id_token")
+_EPOCH_BOUND = 10**11
+DEFAULT_ACCESS_LIFETIME = 3600  # seconds, when Sage ID's answer gives no usable expires_in
+
+
+# What the refresh path reads from the stored token; checked before Sage ID is called, because the refresh token
+# is spent the moment Sage ID answers and a field failing after that loses the rotated one.
+_REQUIRED_TEXT = ("access_token",)
+_REQUIRED_EPOCHS = ("expires_at",)
+_OPTIONAL_EPOCHS = ("refresh_token_expires_at", "consented_at", "refreshed_at")
+_OPTIONAL_TEXT = ("token_type",)
+
+
+def check_token(token: Any, variable: str) -> dict[str, Any]:
+    """Return ``token`` (a stored token read from Variable ``variable``) when every field the refresh path uses
+    has the right type, else raise :class:`Sage200AuthError` naming the field and what would be right."""
+    if not isinstance(token, dict) or not isinstance(token.get("refresh_token"), str):
+        raise Sage200AuthError(
+            f"Variable {variable!r} does not hold a Sage 200 token (a JSON object with a string "
+            "'refresh_token'). Run `sage200 auth login` to replace it."
+        )
+
+    def refuse(field: str, problem: str) -> Sage200AuthError:
+        return Sage200AuthError(
+            f"Variable {variable!r} field {field!r} {problem}. Nothing was sent to Sage ID (the refresh token is "
+            "unspent): correct the field in the Variable, or run `sage200 auth login` to replace the token."
+        )
+
+    if not token["refresh_token"]:
+        raise refuse("refresh_token", "must be a non-empty string, got ''")
+    for field in (*_REQUIRED_TEXT, *_REQUIRED_EPOCHS):
+        if field not in token:
+            raise refuse(field, "is missing (every stored token has it)")
+    for field in (*_REQUIRED_TEXT, *_OPTIONAL_TEXT):
+        if field in token and not isinstance(token[field], str):
+            raise refuse(field, f"must be a string, got {_shown(token[field])}")
+    for field in (*_REQUIRED_EPOCHS, *_OPTIONAL_EPOCHS):
+        if field in token and not _is_epoch(token[field]):
+            raise refuse(field, f"must be epoch seconds (a number), got {_shown(token[field])}")
+    generation = token.get("generation", 0)
+    if not _is_whole(generation):
+        raise refuse("generation", f"must be a whole number (the refresh count), got {_shown(generation)}")
+    return token
+
+
+def _is_epoch(value: Any) -> bool:
+    """A finite number of seconds within ±3000 years of 1970 (a bigger one cannot be shown as a date)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return (math.isfinite(value) if isinstance(value, float) else True) and abs(value) < _EPOCH_BOUND
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} (not finite)"
+    if isinstance(value, str):
+        return repr(value[:20])  # never a whole secret pasted into the wrong field
+    kind = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}.get(type(value))
+    return f"{kind or type(value).__name__} {value!r}"
 
 
 def token_variable_key(conn_id: str) -> str:
@@ -55,8 +122,9 @@ def token_from_grant(
     :param previous: the token that was refreshed (keeps consent facts and a refresh token Sage omitted).
     """
     token = {k: v for k, v in response.items() if k not in _NOT_STORED}
-    token["token_type"] = response.get("token_type") or "Bearer"
-    token["expires_at"] = int(now + float(response.get("expires_in") or 3600))
+    token_type = response.get("token_type")
+    token["token_type"] = token_type if isinstance(token_type, str) and token_type else "Bearer"
+    token["expires_at"] = int(now + (lifetime_seconds(response.get("expires_in")) or DEFAULT_ACCESS_LIFETIME))
     if previous is None or refresh_token_lifetime_days is not None:
         token["consented_at"] = int(now)
         token["refresh_token_expires_at"] = int(now + (refresh_token_lifetime_days or 90) * 86400)
@@ -65,10 +133,48 @@ def token_from_grant(
         for kept in ("consented_at", "refresh_token_expires_at"):
             if kept in previous:
                 token[kept] = previous[kept]
-        token.setdefault("refresh_token", previous.get("refresh_token"))
-        token["generation"] = int(previous.get("generation", 0)) + 1
+        if not isinstance(token.get("refresh_token"), str) or not token["refresh_token"]:
+            token["refresh_token"] = previous.get("refresh_token")  # Sage ID did not rotate it
+        generation = previous.get("generation", 0)
+        token["generation"] = (generation if _is_whole(generation) else 0) + 1
     token["refreshed_at"] = int(now)
     return token
+
+
+def normalise_grant(answer: dict[str, Any]) -> dict[str, Any]:
+    """Sage ID's token answer with the fields oauthlib parses made parseable, before it parses them.
+
+    The refresh token is spent once Sage ID has answered, so a field oauthlib cannot parse (``expires_in`` of
+    ``"3600.5"`` or NaN, a numeric ``scope``) must not fail the refresh before the rotated token is stored:
+    ``expires_in`` becomes whole seconds or is dropped (the default lifetime applies), an unusable
+    ``token_type`` becomes ``Bearer``, and a ``scope`` or ``refresh_token`` that is not text is dropped.
+    """
+    fixed = dict(answer)
+    if "expires_in" in fixed:
+        lifetime = lifetime_seconds(fixed["expires_in"])
+        if lifetime is None:
+            del fixed["expires_in"]
+        else:
+            fixed["expires_in"] = lifetime
+    if not isinstance(fixed.get("token_type"), str) or not fixed["token_type"]:
+        fixed["token_type"] = "Bearer"
+    for field in ("scope", "refresh_token"):
+        if field in fixed and not isinstance(fixed[field], str):
+            del fixed[field]
+    return fixed
+
+
+def lifetime_seconds(expires_in: Any) -> int | None:
+    """Sage ID's ``expires_in`` as whole seconds: a positive finite number, or such a number as text
+    (``"3600"``, ``"3600.5"``); ``None`` for anything else (missing, ``null``, ``"soon"``, NaN, negative)."""
+    if isinstance(expires_in, str):
+        try:
+            expires_in = float(expires_in)
+        except ValueError:
+            return None
+    if not _is_epoch(expires_in) or expires_in <= 0:
+        return None
+    return int(expires_in)
 
 
 def access_seconds_left(token: dict[str, Any], now: float | None = None) -> float:

@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow_provider_sage200.exceptions import Sage200AuthError
 from airflow_provider_sage200.masking import mask_token
+from airflow_provider_sage200.token import check_token
 from airflow_provider_sage200.version_compat import task_variables
 
 _MISSING = object()
@@ -46,7 +47,7 @@ class VariableTokenStore:
         raw = self._backend.get(self.key)
         if raw is None:
             return None
-        token = raw if isinstance(raw, dict) else self._parse(raw)
+        token = check_token(raw, self.key) if isinstance(raw, dict) else self._parse(raw)
         mask_token(token)
         return token
 
@@ -100,15 +101,4 @@ class VariableTokenStore:
                 f"Variable {self.key!r} does not hold JSON. It must hold the token written by "
                 "`sage200 auth login`; run that command again to replace it."
             ) from None
-        if not isinstance(token, dict) or not isinstance(token.get("refresh_token"), str):
-            raise Sage200AuthError(
-                f"Variable {self.key!r} does not hold a Sage 200 token (a JSON object with a string "
-                "'refresh_token'). Run `sage200 auth login` to replace it."
-            )
-        for field in ("expires_at", "refresh_token_expires_at"):
-            if field in token and not isinstance(token[field], int | float):
-                raise Sage200AuthError(
-                    f"Variable {self.key!r} field {field!r} must be epoch seconds (a number). Run "
-                    "`sage200 auth login` to replace the token."
-                )
-        return token
+        return check_token(token, self.key)
