@@ -35,6 +35,10 @@ def sites_code(args: Namespace) -> int:
     return commands.run_safely(commands.sites, args.conn_id, as_json=args.json, use=args.use, site=args.site)
 
 
+def examples_code(args: Namespace) -> int:
+    return commands.run_safely(commands.examples, args.copy_to, overwrite=args.overwrite)
+
+
 def _exiting(action):
     def run(args: Namespace) -> None:
         code = action(args)
@@ -48,3 +52,4 @@ auth_login = _exiting(auth_login_code)
 token_check = _exiting(token_check_code)
 token_refresh = _exiting(token_refresh_code)
 sites = _exiting(sites_code)
+examples = _exiting(examples_code)

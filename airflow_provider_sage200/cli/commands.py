@@ -160,6 +160,23 @@ def update_connection_extra(conn_id: str, values: dict[str, object]) -> dict[str
     return changes
 
 
+def examples(copy_to: str | None, *, overwrite: bool = False, out: TextIO = sys.stdout) -> int:
+    """List the example DAG files, or copy them into ``copy_to``."""
+    from pathlib import Path
+
+    from airflow_provider_sage200.examples import copy_examples, example_files, examples_dir
+
+    if copy_to is None:
+        print(f"Example DAGs in {examples_dir()}:", file=out)
+        for path in example_files():
+            print(f"  {path.name}", file=out)
+        print("Copy them into your DAGs folder with: sage200 examples --copy-to <DAGs folder>", file=out)
+        return 0
+    for path in copy_examples(Path(copy_to), overwrite=overwrite):
+        print(f"Copied {path}", file=out)
+    return 0
+
+
 def run_safely(action, *args, **kwargs) -> int:
     """Run an action, turning provider errors into one clear line and exit code 1."""
     try:

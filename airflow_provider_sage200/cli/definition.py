@@ -9,7 +9,13 @@ import argparse
 
 from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
-from airflow_provider_sage200.cli.main import SITE_HELP, USE_HELP
+from airflow_provider_sage200.cli.main import (
+    COPY_TO_HELP,
+    EXAMPLES_HELP,
+    OVERWRITE_HELP,
+    SITE_HELP,
+    USE_HELP,
+)
 
 _CONN_ID = Arg(
     ("--conn-id",), default="sage200_default", help="the sage200 connection (default: sage200_default)"
@@ -61,6 +67,13 @@ def get_sage200_cli_commands() -> list[GroupCommand]:
         Arg(("--use",), type=int, metavar="COMPANY_ID", help=USE_HELP),
         Arg(("--site",), metavar="SITE_ID", help=SITE_HELP),
     )
+    examples = _action(
+        "examples",
+        EXAMPLES_HELP,
+        "examples",
+        Arg(("--copy-to",), metavar="DIR", help=COPY_TO_HELP),
+        Arg(("--overwrite",), action="store_true", help=OVERWRITE_HELP),
+    )
     return [
         GroupCommand(
             name="sage200",
@@ -71,6 +84,7 @@ def get_sage200_cli_commands() -> list[GroupCommand]:
                     name="token", help="Inspect or refresh the stored tokens", subcommands=[check, refresh]
                 ),
                 sites,
+                examples,
             ],
         )
     ]

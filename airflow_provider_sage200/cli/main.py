@@ -9,6 +9,9 @@ from collections.abc import Sequence
 DEFAULT_CONN_ID = "sage200_default"
 USE_HELP = "store the reachable pair with this company id in the connection's site_id / company_id fields"
 SITE_HELP = "with --use: the site, when the company id exists on several sites"
+EXAMPLES_HELP = "list the example DAGs shipped with the provider, or copy them into your DAGs folder"
+COPY_TO_HELP = "copy the example DAG files into this folder (e.g. your DAGs folder)"
+OVERWRITE_HELP = "with --copy-to: replace files of the same name"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     site_cmd.add_argument("--use", type=int, metavar="COMPANY_ID", help=USE_HELP)
     site_cmd.add_argument("--site", metavar="SITE_ID", help=SITE_HELP)
 
+    examples = commands.add_parser("examples", help=EXAMPLES_HELP)
+    examples.add_argument("--copy-to", metavar="DIR", help=COPY_TO_HELP)
+    examples.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+
     emulator = commands.add_parser("emulator", help="run the Sage 200 emulator (Sage ID + API) on loopback")
     from airflow_provider_sage200.emulator import cli as emulator_cli
 
@@ -79,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "auth":
         return actions.auth_login_code(args)
+    if args.command == "examples":
+        return actions.examples_code(args)
     if args.command == "token":
         return actions.token_check_code(args) if args.action == "check" else actions.token_refresh_code(args)
     return actions.sites_code(args)

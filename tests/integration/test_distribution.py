@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import email
+import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -86,11 +88,17 @@ def test_wheel_holds_the_package_and_the_licence(archives):
         metadata = email.message_from_bytes(wheel.read(f"{PACKAGE}-{__version__}.dist-info/METADATA"))
         entry_points = wheel.read(f"{PACKAGE}-{__version__}.dist-info/entry_points.txt").decode()
     package = {path for path in tracked_files() if path.startswith(f"{PACKAGE}/")}
+    examples = {
+        f"{PACKAGE}/{path}"
+        for path in tracked_files()
+        if path.startswith("example_dags/") and path.endswith(".py")
+    }
+    assert len(examples) == 6
     dist_info = {
         f"{PACKAGE}-{__version__}.dist-info/{name}"
         for name in ("METADATA", "WHEEL", "RECORD", "entry_points.txt", "licenses/LICENSE")
     }
-    assert names == package | dist_info
+    assert names == package | examples | dist_info
     assert metadata["Version"] == __version__
     assert metadata["License-Expression"] == "Apache-2.0"
     assert metadata["License-File"] == "LICENSE"
@@ -121,3 +129,46 @@ def test_twine_accepts_both(archives):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_wheels_examples_copy_into_a_dags_folder_and_register_once(archives, tmp_path, airflow_db):
+    """`sage200 examples --copy-to` from the installed wheel's files; the DAGs folder then holds each DAG once."""
+    installed = tmp_path / "site"
+    with zipfile.ZipFile(archives["wheel"]) as wheel:
+        wheel.extractall(installed)
+    dags = tmp_path / "dags"
+    env = {**os.environ, "PYTHONPATH": str(installed)}  # ahead of the editable install
+    sage200 = [sys.executable, "-m", f"{PACKAGE}.cli.main", "examples"]
+    listed = subprocess.run(sage200, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert f"Example DAGs in {installed / PACKAGE / 'example_dags'}" in listed.stdout
+    copied = subprocess.run(
+        [*sage200, "--copy-to", str(dags)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert copied.returncode == 0, copied.stderr
+    assert copied.stdout.count("Copied ") == 6
+    again = subprocess.run(
+        [*sage200, "--copy-to", str(dags)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 1 and "--overwrite" in again.stderr
+
+    from tests.compat import dagbag
+
+    bag = dagbag(str(dags))
+    assert bag.import_errors == {}
+    assert len(bag.dag_ids) == 7
+    assert {Path(bag.get_dag(dag_id).fileloc).parent for dag_id in bag.dag_ids} == {dags}
+    # The package's copies are data: importing the package loads none of them.
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, {PACKAGE}.examples; print(any('example_dags' in m for m in sys.modules))",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.stdout.strip() == "False", probe.stderr
