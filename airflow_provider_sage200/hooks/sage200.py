@@ -8,7 +8,7 @@ threads, processes and workers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -328,6 +328,7 @@ class Sage200Hook(BaseHook):
         *,
         max_concurrency: int = 1,
         raw_records: bool = False,
+        on_total: Callable[[int], None] | None = None,
     ) -> Iterator[list[Any]]:
         """Yield a collection page by page (lists of records), in ``id`` order when paging by key.
 
@@ -337,6 +338,8 @@ class Sage200Hook(BaseHook):
         :param raw_records: yield each record as its JSON text (:class:`msgspec.Raw`, validated but not decoded
             into a dict), for writers that pass JSON through; :func:`~airflow_provider_sage200.outputs.AtomicExport`
             accepts such pages for ``jsonl`` and ``json``.
+        :param on_total: called with the number of matching records when the read learns it (a parallel read
+            asks for it to plan its ranges; a sequential read never does), e.g. for progress as a percentage.
         """
         endpoint = validate_endpoint(endpoint)
         query = validate_query(params)
@@ -365,7 +368,10 @@ class Sage200Hook(BaseHook):
             return
 
         def count(count_params: dict[str, str]) -> Any:
-            return self.send(endpoint, query=count_params)
+            total = self.send(endpoint, query=count_params)
+            if on_total is not None and isinstance(total, int) and not isinstance(total, bool):
+                on_total(total)
+            return total
 
         self.get_access_token()  # one refresh, if due, before the workers start
         yield from iter_pages_parallel(fetch, count, query, page_size, max_concurrency, endpoint=endpoint)

@@ -168,6 +168,7 @@ class Sage200GetOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         query = self.effective_query(context)
+        self._log_start(context, query)
         if "$count" in query:
             from airflow_provider_sage200.query import record_count
 
@@ -175,6 +176,21 @@ class Sage200GetOperator(BaseOperator):
         result = self._export_to_file(query) if self.output_uri else self._export_to_xcom(query)
         self._announce(context, query, result)
         return result
+
+    def _log_start(self, context: Context, query: dict[str, str]) -> None:
+        """One line saying what this export reads: the resource, its filter, the window and where it goes."""
+        if incremental_field_for(self.endpoint, self.incremental_field):
+            start, end = export_window(context)
+            window = f"changes in [{(start - self.lookback).isoformat()}, {end.isoformat()})"
+        else:
+            window = "no time window (the whole resource)"
+        self.log.info(
+            "Exporting %s: $filter %s; %s; to %s",
+            self.endpoint,
+            query.get("$filter") or "none",
+            window,
+            self.output_uri or "XCom",
+        )
 
     def _announce(self, context: Context, query: dict[str, str], result: Any) -> None:
         """Tell the outlets' Asset events, and later OpenLineage, what this export wrote."""
@@ -211,6 +227,7 @@ class Sage200GetOperator(BaseOperator):
             self.page_size,
             max_concurrency=self.max_concurrency,
             raw_records=raw_records,
+            on_total=progress.set_total,
         ):
             progress.add(len(page))
             yield page
@@ -260,7 +277,11 @@ class Sage200GetOperator(BaseOperator):
             "fields": len(resource.fields) or None,
         }
         self.log.info(
-            "Wrote %d records in %d pages (%d bytes) to %s", records, pages, export.bytes, destination
+            "Wrote %s in %s (%s) to %s",
+            counted(records, "record"),
+            counted(pages, "page"),
+            counted(export.bytes, "byte"),
+            destination,
         )
         if self.detect_deletes:
             summary |= self._record_deletes(destination)
@@ -283,13 +304,22 @@ class Sage200GetOperator(BaseOperator):
         return found
 
 
+def counted(number: int, noun: str) -> str:
+    """``"1 page"``, ``"2 pages"``, ``"20,000 records"``."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 class _Progress:
-    """Logs pages, records and rate at most every ``interval`` seconds."""
+    """Logs pages, records (of the total, when known) and rate at most every ``interval`` seconds."""
 
     def __init__(self, log: Any, endpoint: str, interval: float) -> None:
         self.log, self.endpoint, self.interval = log, endpoint, interval
         self.started = self.last = time.monotonic()
         self.pages = self.records = 0
+        self.total: int | None = None
+
+    def set_total(self, total: int) -> None:
+        self.total = total
 
     def add(self, records: int) -> None:
         self.pages += 1
@@ -304,12 +334,16 @@ class _Progress:
 
     def _log(self, what: str) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-6)
+        records = counted(self.records, "record")
+        if self.total:
+            # Records created during the read can take it past the count taken when it was planned.
+            records = f"{self.records:,} of {counted(self.total, 'record')} ({min(self.records / self.total, 1):.0%})"
         self.log.info(
-            "%s %s: %d pages, %d records, %.0f records/s",
+            "%s %s: %s, %s, %.0f records/s",
             self.endpoint,
             what,
-            self.pages,
-            self.records,
+            counted(self.pages, "page"),
+            records,
             self.records / elapsed,
         )
 
