@@ -39,3 +39,12 @@ def redact(value: Any, name: str | None = None) -> Any:
     else:
         from airflow.utils.log.secrets_masker import redact as _redact
     return _redact(value, name)
+
+
+def redact_in_core(value: Any) -> Any:
+    """What Airflow core's masker (the API server's, the scheduler's) makes of ``value``."""
+    if AIRFLOW_V_3_1_PLUS:
+        from airflow._shared.secrets_masker import redact as _redact
+
+        return _redact(value)
+    return redact(value)  # 2.11 and 3.0 have a single masker

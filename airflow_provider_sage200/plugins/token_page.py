@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote_plus, urlencode, urlsplit
 
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_variable
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -115,8 +115,32 @@ def _page(message: str | None = None, error: str | None = None) -> HTMLResponse:
     )
 
 
+class MaskCallbackQuery:
+    """ASGI middleware: register the OAuth callback's ``code`` and ``state`` with the log masker first.
+
+    The API server's access log records the query string of every request after it is answered, also when the
+    auth dependencies refuse it (401 without a session, 403 for a viewer) before the handler runs; so the values
+    are masked here, before routing, both as sent (URL-encoded, as uvicorn's access log shows them) and decoded.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/oauth/callback"):
+            from airflow_provider_sage200.masking import mask
+
+            for pair in scope.get("query_string", b"").decode("latin-1").split("&"):
+                name, _, raw = pair.partition("=")
+                if unquote_plus(name) in ("code", "state") and raw:
+                    mask(raw)
+                    mask(unquote_plus(raw))
+        await self.app(scope, receive, send)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="Sage 200 tokens", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(MaskCallbackQuery)
     can_edit_variables = [Depends(requires_access_variable("PUT"))]
     can_act = [*can_edit_variables, Depends(same_origin)]
 
@@ -155,11 +179,7 @@ def create_app() -> FastAPI:
         error_description: str | None = None,
     ) -> RedirectResponse:
         from airflow_provider_sage200.hooks.sage200 import Sage200Hook
-        from airflow_provider_sage200.masking import mask
 
-        # The API server's access log records the query string after this returns; mask it first.
-        for value in (code, state):
-            mask(value or "")
         try:
             sealed = open_state(state, user.get_id())
         except ValueError as exc:
