@@ -24,6 +24,7 @@ from airflow_provider_sage200.exceptions import (
     Sage200ConfigError,
     Sage200ServerError,
 )
+from airflow_provider_sage200.masking import warn_if_comms_logged_at_debug
 from airflow_provider_sage200.oauth import SageIdClient
 from airflow_provider_sage200.parallel import (
     AdaptiveConcurrency,
@@ -113,6 +114,7 @@ class Sage200Hook(BaseHook):
     @cached_property
     def config(self) -> Sage200ConnectionConfig:
         """The connection's settings, validated once."""
+        warn_if_comms_logged_at_debug()
         return Sage200ConnectionConfig.from_connection(get_connection(self.sage200_conn_id))
 
     @cached_property
