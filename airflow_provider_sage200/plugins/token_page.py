@@ -10,9 +10,11 @@ only messages it wrote itself, and the OAuth callback URL comes from ``[api] bas
 
 from __future__ import annotations
 
-import html
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
-from urllib.parse import quote, unquote_plus, urlencode, urlsplit
+from urllib.parse import unquote_plus, urlencode, urlsplit
 
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_variable
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -20,6 +22,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from airflow_provider_sage200.cli.login import pkce_pair, printable
 from airflow_provider_sage200.plugins.oauth_state import open_notice, open_state, seal, seal_notice
+from airflow_provider_sage200.plugins.token_page_view import (
+    ConnectionView,
+    error_sentence,
+    render_card,
+    render_page,
+)
 
 
 def _sage200_conn_ids() -> list[str]:
@@ -67,52 +75,64 @@ def _notice_redirect(path: str, kind: str, text: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?" + urlencode({kind: seal_notice(text)}), status_code=303)
 
 
-def _card(conn_id: str) -> str:
-    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+#: Seconds the page waits for Sage to list one connection's sites (all connections are asked at once).
+SITES_TIMEOUT = 5.0
 
-    e = html.escape
-    try:
-        hook = Sage200Hook(conn_id)
-        status = hook.token_status()
-        sites: list[dict[str, Any]] = []
-        if status.access_token_valid:
-            try:
-                sites = hook.get_sites()
-            except Exception as exc:
-                sites = [{"company_name": f"(could not list sites: {type(exc).__name__})"}]
-        rows = "".join(
-            f"<li>{e(str(s.get('company_name', '')))} (X-Company {e(str(s.get('company_id', '')))}, "
-            f"X-Site {e(str(s.get('site_id', '')))})</li>"
-            for s in sites
-        )
-        body = (
-            f"<p class='status'>{e(status.describe()).replace(chr(10), '<br>')}</p>"
-            f"<ul class='sites'>{rows}</ul>"
-        )
-    except Exception as exc:
-        body = f"<p class='error'>{e(type(exc).__name__)}: {e(str(exc))}</p>"
-    q = quote(conn_id)
-    return (
-        f"<section data-conn-id='{e(conn_id)}'><h2>{e(conn_id)}</h2>{body}"
-        f"<form method='post' action='connections/{q}/refresh'><button>Refresh now</button></form> "
-        f"<form method='post' action='connections/{q}/authorize'><button>Get new token</button></form></section>"
+
+def _connection_view(conn_id: str) -> ConnectionView:
+    """Token status, chosen site and reachable sites of one connection; failures become sentences."""
+    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+    from airflow_provider_sage200.transport import RetryPolicy
+
+    view = ConnectionView(conn_id)
+    # One quick attempt: a page waits for no retries.
+    quick = RetryPolicy(
+        max_attempts=1, max_elapsed=SITES_TIMEOUT, connect_timeout=3, read_timeout=SITES_TIMEOUT
     )
+    try:
+        hook = Sage200Hook(conn_id, retry_policy=quick)
+        view.status = hook.token_status()
+        view.site_id, view.company_id = hook.config.site_id, hook.config.company_id
+    except Exception as exc:
+        view.error = error_sentence("The connection cannot be read", exc, conn_id)
+        return view
+    if view.status.access_token_valid:
+        try:
+            view.sites = hook.get_sites()
+        except Exception as exc:
+            view.sites_error = error_sentence("Could not list the sites", exc, conn_id)
+            view.status = (
+                hook.token_status()
+            )  # a rejected consent is recorded with the token: the badge says so
+    return view
+
+
+def _connection_views(conn_ids: list[str]) -> list[ConnectionView]:
+    """Every connection's view, asked for concurrently; one Sage that does not answer delays no other card."""
+    if not conn_ids:
+        return []
+    pool = ThreadPoolExecutor(max_workers=min(8, len(conn_ids)), thread_name_prefix="sage200-page")
+    futures = [pool.submit(_connection_view, conn_id) for conn_id in conn_ids]
+    deadline = time.monotonic() + SITES_TIMEOUT + 5
+    views = []
+    for conn_id, future in zip(conn_ids, futures, strict=True):
+        try:
+            views.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+        except FutureTimeout:
+            views.append(
+                ConnectionView(conn_id, error=f"Sage 200 did not answer within {SITES_TIMEOUT:.0f} seconds.")
+            )
+    pool.shutdown(wait=False, cancel_futures=True)
+    return views
+
+
+def _card(conn_id: str) -> str:
+    return render_card(_connection_view(conn_id))
 
 
 def _page(message: str | None = None, error: str | None = None) -> HTMLResponse:
-    notice = ""
-    message, error = open_notice(message), open_notice(error)
-    if message:
-        notice = f"<p class='message'>{html.escape(message)}</p>"
-    if error:
-        notice = f"<p class='error'>{html.escape(error)}</p>"
-    cards = "".join(_card(c) for c in _sage200_conn_ids()) or "<p>No connections of type sage200.</p>"
-    return HTMLResponse(
-        "<!doctype html><html><head><meta charset='utf-8'><title>Sage 200 tokens</title>"
-        "<style>body{font-family:sans-serif;margin:2em}section{border:1px solid #ccc;padding:1em;margin:1em 0}"
-        "form{display:inline}.error{color:#b00}.message{color:#070}</style></head>"
-        f"<body><h1>Sage 200 tokens</h1>{notice}{cards}</body></html>"
-    )
+    views = _connection_views(_sage200_conn_ids())
+    return HTMLResponse(render_page(views, open_notice(message), open_notice(error)))
 
 
 class MaskCallbackQuery:
@@ -159,7 +179,9 @@ def create_app() -> FastAPI:
             _, outcome = refresh_outcome(before, hook.refresh(force=True))
             return _notice_redirect("../../", "message", f"{conn_id}: {outcome}")
         except Exception as exc:
-            return _notice_redirect("../../", "error", f"Refresh of {conn_id} failed: {exc}")
+            return _notice_redirect(
+                "../../", "error", error_sentence(f"Refresh of {conn_id} failed", exc, conn_id)
+            )
 
     @app.post("/connections/{conn_id}/authorize", dependencies=can_act)
     def authorize(conn_id: str, user: GetUserDep) -> RedirectResponse:
