@@ -84,9 +84,10 @@ def _in_use(view: ConnectionView, site: dict[str, Any]) -> bool:
 def _uses(view: ConnectionView) -> str:
     e = html.escape
     if view.site_id is None or view.company_id is None:
+        source = " from the list below" if view.sites else ""
         return (
-            "<p class='uses warn'>No site and company chosen yet: put a Site ID and Company ID from the list below "
-            "into the connection (Admin → Connections).</p>"
+            f"<p class='uses warn'>No site and company chosen yet: put a Site ID and Company ID{source} into the "
+            "connection (Admin → Connections).</p>"
         )
     known = next((s for s in view.sites if _in_use(view, s)), None)
     if known is not None:
