@@ -6,12 +6,16 @@ happens at a time, is the job of :mod:`airflow_provider_sage200.refresh`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +59,18 @@ for _name in ("requests_oauthlib", "requests_oauthlib.oauth2_session", "oauthlib
 
 log = logging.getLogger(__name__)
 _insecure_env_lock = threading.Lock()
+
+
+def pkce_pair() -> tuple[str, str]:
+    """Return ``(code_verifier, S256 code_challenge)``."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """``text`` without control characters (ANSI escapes, bells, line breaks), so it cannot drive a terminal."""
+    return "".join(c for c in text if not unicodedata.category(c).startswith("C"))[:limit]
 
 
 @contextlib.contextmanager

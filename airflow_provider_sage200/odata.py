@@ -155,3 +155,8 @@ def and_(*expressions: str | None) -> str:
 def or_(*expressions: str | None) -> str:
     """Any of ``expressions`` (each parenthesised; ``None`` entries are skipped)."""
     return _join("or", expressions)
+
+
+def interval_filter(name: str, start: datetime, end: datetime) -> str:
+    """``name ge <start>Z and name lt <end>Z``: a half-open interval, in UTC."""
+    return and_(ge(name, start), lt(name, end))

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from airflow_provider_sage200.columns import Columns
     from airflow_provider_sage200.version_compat import ObjectStoragePath
 
-OUTPUT_FORMATS = ("jsonl", "json", "csv", "parquet")
 
 # Compact UTF-8 JSON; values JSON has no type for (dates from a user's own code, Decimal) become their str().
 _ENCODER = msgspec.json.Encoder(enc_hook=str)
@@ -206,11 +205,21 @@ _WRITERS: dict[str, type[RecordWriter]] = {
 }
 
 
-def check_output_format(output_format: str) -> str:
+OUTPUT_FORMATS = tuple(_WRITERS)
+
+
+def check_format_name(output_format: str) -> str:
+    """Raise :class:`Sage200ConfigError` unless ``output_format`` names a writer (cheap: for DAG parse time)."""
     if output_format not in _WRITERS:
         raise Sage200ConfigError(
             f"output_format {output_format!r} is not supported; use one of {', '.join(OUTPUT_FORMATS)}."
         )
+    return output_format
+
+
+def check_output_format(output_format: str) -> str:
+    """:func:`check_format_name`, and that the writer's optional dependency is installed."""
+    check_format_name(output_format)
     if output_format == "parquet":
         try:
             import pyarrow  # noqa: F401

@@ -70,7 +70,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_sage200.exceptions import Sage200AuthError, Sage200ReauthorizationRequired
-from airflow_provider_sage200.token import access_seconds_left
+from airflow_provider_sage200.token import access_seconds_left, login_command
 from airflow_provider_sage200.token_store import VariableTokenStore
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,7 @@ class RefreshCoordinator:
 
     :param store: the token Variable.
     :param timing: lease timings.
+    :param conn_id: the connection the token belongs to, named in the re-consent hint.
     :param clock: wall clock (epoch seconds); injectable for tests.
     :param sleep: sleep function; injectable for tests.
     """
@@ -206,11 +207,13 @@ class RefreshCoordinator:
         store: VariableTokenStore,
         *,
         timing: RefreshTiming | None = None,
+        conn_id: str | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.timing = timing or RefreshTiming()
+        self.conn_id = conn_id
         self.clock = clock
         self.sleep = sleep
         self.lease_key = lease_variable_key(store.key)
@@ -324,7 +327,7 @@ class RefreshCoordinator:
         token = self.store.load()
         if token is None:
             raise Sage200ReauthorizationRequired(
-                f"No Sage 200 token in Variable {self.store.key!r}. Run `sage200 auth login` to consent."
+                f"No Sage 200 token in Variable {self.store.key!r}. Run {login_command(self.conn_id)} to consent."
             )
         return token
 

@@ -101,9 +101,10 @@ def token_variable_key(conn_id: str) -> str:
     return f"{TOKEN_VARIABLE_PREFIX}{conn_id}"
 
 
-def login_command(conn_id: str) -> str:
-    """The command that records a new consent for ``conn_id``, quoted for a message."""
-    return f"`sage200 auth login --conn-id {conn_id}`"
+def login_command(conn_id: str | None) -> str:
+    """The command that records a new consent for ``conn_id`` (the default connection if ``None``), quoted for a
+    message."""
+    return f"`sage200 auth login --conn-id {conn_id}`" if conn_id else "`sage200 auth login`"
 
 
 def token_from_grant(

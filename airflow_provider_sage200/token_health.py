@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airflow_provider_sage200.token import TokenStatus
+from airflow_provider_sage200.token import TokenStatus, login_command
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class TokenVerdict:
 
 def judge(status: TokenStatus, min_access_token_ttl: float, min_refresh_token_ttl: float) -> TokenVerdict:
     """Compare ``status`` with the thresholds (seconds)."""
-    login = f"`sage200 auth login --conn-id {status.conn_id}`"
+    login = login_command(status.conn_id)
     if not status.has_token:
         return TokenVerdict(
             False,

@@ -81,7 +81,7 @@ class Sage200TokenProvider:
         self.refresh_margin = refresh_margin
         self.store = store or VariableTokenStore(config.token_variable)
         self.sage_id = sage_id or SageIdClient(config)
-        self.coordinator = RefreshCoordinator(self.store, timing=refresh_timing)
+        self.coordinator = RefreshCoordinator(self.store, timing=refresh_timing, conn_id=config.conn_id)
 
     @classmethod
     def clear_cache(cls) -> None:

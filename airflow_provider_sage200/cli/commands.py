@@ -10,9 +10,10 @@ import secrets
 import sys
 from typing import TextIO
 
-from airflow_provider_sage200.cli.login import CallbackServer, open_browser, parse_redirect, pkce_pair
+from airflow_provider_sage200.cli.login import CallbackServer, open_browser, parse_redirect
 from airflow_provider_sage200.exceptions import Sage200ConfigError, Sage200Error
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+from airflow_provider_sage200.oauth import pkce_pair
 from airflow_provider_sage200.token import refresh_outcome
 from airflow_provider_sage200.version_compat import AirflowNotFoundException
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import errno
-import hashlib
 import secrets
 import threading
-import unicodedata
 import webbrowser
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_sage200.connection import is_loopback_host
 from airflow_provider_sage200.exceptions import Sage200AuthError, Sage200ConfigError
+from airflow_provider_sage200.oauth import printable
 
 # Seconds a browser connection may stay silent (a preconnect) before the callback server drops it.
 CONNECTION_TIMEOUT = 5.0
@@ -27,18 +25,6 @@ class CallbackResult:
 
     code: str | None = None
     error: str | None = None
-
-
-def pkce_pair() -> tuple[str, str]:
-    """Return ``(code_verifier, S256 code_challenge)``."""
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
-
-
-def printable(text: str, limit: int = 300) -> str:
-    """``text`` without control characters (ANSI escapes, bells, line breaks), so it cannot drive a terminal."""
-    return "".join(c for c in text if not unicodedata.category(c).startswith("C"))[:limit]
 
 
 def state_matches(url: str, expected_state: str) -> bool:

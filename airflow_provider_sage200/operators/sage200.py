@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sage200.connection import DEFAULT_CONN_ID
 from airflow_provider_sage200.exceptions import Sage200ConfigError
 from airflow_provider_sage200.intervals import add_window_to_context, export_window
+from airflow_provider_sage200.odata import interval_filter
 from airflow_provider_sage200.parallel import DEFAULT_MAX_CONCURRENCY, validate_max_concurrency
 from airflow_provider_sage200.query import (
     DEFAULT_PAGE_SIZE,
@@ -37,13 +38,6 @@ def _hook(conn_id: str) -> Sage200Hook:
     from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 
     return Sage200Hook(conn_id)
-
-
-def interval_filter(field: str, start: datetime, end: datetime) -> str:
-    """``field ge <start>Z and field lt <end>Z``: the half-open data interval, in UTC."""
-    from airflow_provider_sage200.odata import and_, ge, lt
-
-    return and_(ge(field, start), lt(field, end))
 
 
 class Sage200GetOperator(BaseOperator):
@@ -107,12 +101,9 @@ class Sage200GetOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        from airflow_provider_sage200.outputs import OUTPUT_FORMATS
+        from airflow_provider_sage200.outputs import check_format_name
 
-        if output_format not in OUTPUT_FORMATS:
-            raise Sage200ConfigError(
-                f"output_format {output_format!r} is not supported; use one of {', '.join(OUTPUT_FORMATS)}."
-            )
+        check_format_name(output_format)
         self.endpoint = endpoint
         self.query = query
         self.sage200_conn_id = sage200_conn_id

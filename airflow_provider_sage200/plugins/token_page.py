@@ -20,7 +20,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_va
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from airflow_provider_sage200.cli.login import pkce_pair, printable
+from airflow_provider_sage200.oauth import pkce_pair, printable
 from airflow_provider_sage200.plugins.oauth_state import open_notice, open_state, seal, seal_notice
 from airflow_provider_sage200.plugins.token_page_view import (
     ConnectionView,
