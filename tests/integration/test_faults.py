@@ -62,7 +62,7 @@ def test_incremental_export_is_exact_under_the_fault_matrix(faults, tmp_path):
     results = run_dag("t_incremental", {"output_dir": str(tmp_path)}, logical_date=day)
     assert results["export_interval"][0] == "success", results
     window = sorted(r["id"] for r in truth if day - timedelta(days=1) <= _ts(r) < day)
-    assert _ids(tmp_path / f"{day:%Y-%m-%d}.jsonl") == window and window
+    assert _ids(tmp_path / f"{day - timedelta(days=1):%Y-%m-%d}.jsonl") == window and window  # the day read
 
 
 def test_outage_longer_than_the_budget_fails_cleanly_and_a_rerun_is_exact(
