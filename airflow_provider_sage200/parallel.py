@@ -1,14 +1,15 @@
-"""Parallel key-range paging: read disjoint ``id`` ranges concurrently and yield the pages in ``id`` order.
+"""Parallel key-range paging: read disjoint key ranges concurrently and yield the pages in key order.
 
-The plan: the first page is read on its own, by key, as sequential paging would (so bad input costs one
-request, and a collection of one page costs nothing more); if it is full, two cheap requests sent together find
-the highest ``id`` matching the caller's ``$filter`` and how many records match; the rest of the id space is
-cut into ranges expected to hold about one page each; a bounded pool reads the ranges by key
-(``id gt <last> and id lt <end>``). Every record has one ``id`` that never changes, so
+The key is the resource's integer key: ``id``, or a view's own key such as ``sop_allocation_line_id``
+(:func:`~airflow_provider_sage200.query.paging_key`). The plan: the first page is read on its own, by key, as
+sequential paging would (so bad input costs one request, and a collection of one page costs nothing more); if it
+is full, two cheap requests sent together find the highest key matching the caller's ``$filter`` and how many
+records match; the rest of the key space is cut into ranges expected to hold about one page each; a bounded pool
+reads the ranges by key (``<key> gt <last> and <key> lt <end>``). Every record has one key that never changes, so
 it lies in exactly one range: none is skipped or read twice, even while records are updated. The last range
 has no upper end, so records created during the export are picked up as sequential key paging would.
 
-Pages are yielded strictly in ``id`` order. Results that arrive ahead of their turn wait in a window of at
+Pages are yielded strictly in key order. Results that arrive ahead of their turn wait in a window of at
 most ``2 * max_concurrency`` pages, which bounds memory whatever the size of the export.
 """
 
@@ -22,7 +23,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_provider_sage200.exceptions import Sage200ClientError, Sage200ConfigError
-from airflow_provider_sage200.query import Page, PageCheck, and_filters, iter_pages, last_id, record_count
+from airflow_provider_sage200.query import (
+    Page,
+    PageCheck,
+    and_filters,
+    iter_pages,
+    last_id,
+    record_count,
+    with_key,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -40,23 +49,28 @@ Fetch = Callable[[dict[str, str]], Page]
 
 @dataclass(frozen=True)
 class KeyRange:
-    """Ids in ``(after, end)``; ``end`` is ``None`` for the last, open-ended range."""
+    """Keys in ``(after, end)``; ``end`` is ``None`` for the last, open-ended range."""
 
     after: int
     end: int | None
+    key: str = "id"
 
     def filter(self) -> str:
-        lower = f"id gt {self.after}"
-        return lower if self.end is None else f"{lower} and id lt {self.end}"
+        lower = f"{self.key} gt {self.after}"
+        return lower if self.end is None else f"{lower} and {self.key} lt {self.end}"
 
     def exhausted_by(self, page: Page, page_size: int) -> bool:
         """True when no record of this range can follow ``page``."""
         if len(page) < page_size:
             return True
-        return self.end is not None and last_id(page) >= self.end - 1
+        return self.end is not None and last_id(page, self.key) >= self.end - 1
+
+    def after_page(self, page: Page) -> KeyRange:
+        """The rest of this range, past ``page``'s last record."""
+        return KeyRange(last_id(page, self.key), self.end, self.key)
 
 
-def plan_ranges(low: int, high: int, count: int | None, page_size: int) -> list[KeyRange]:
+def plan_ranges(low: int, high: int, count: int | None, page_size: int, key: str = "id") -> list[KeyRange]:
     """Cut ``[low, high]`` into ranges expected to hold about one page each.
 
     Dense ids (``count`` equal to the span) get ranges of exactly ``page_size`` ids, so each range costs one
@@ -72,8 +86,8 @@ def plan_ranges(low: int, high: int, count: int | None, page_size: int) -> list[
         width = max(1, int(page_size * 0.8 * span / count))
     width = max(width, -(-span // (MAX_RANGES if count else MAX_RANGES_WITHOUT_COUNT)))
     starts = range(low, high + 1, width)
-    ranges = [KeyRange(start - 1, start + width) for start in starts]
-    ranges[-1] = KeyRange(ranges[-1].after, None)
+    ranges = [KeyRange(start - 1, start + width, key) for start in starts]
+    ranges[-1] = KeyRange(ranges[-1].after, None, key)
     return ranges
 
 
@@ -147,9 +161,13 @@ def validate_max_concurrency(max_concurrency: int) -> int:
 
 
 def find_upper_bound(
-    fetch: Fetch, count: Callable[[dict[str, str]], int], user_filter: str | None, pool: Executor
+    fetch: Fetch,
+    count: Callable[[dict[str, str]], int],
+    user_filter: str | None,
+    pool: Executor,
+    key: str = "id",
 ) -> tuple[int | None, int | None]:
-    """Highest id and number of records matching ``user_filter`` (``None`` for what cannot be told).
+    """Highest key and number of records matching ``user_filter`` (``None`` for what cannot be told).
 
     The two requests go out together on ``pool``: planning costs one round trip, not two.
     """
@@ -161,10 +179,10 @@ def find_upper_bound(
         except Sage200ClientError:
             return None  # $count refused: plan without it
 
-    last = pool.submit(fetch, {**base, "$orderby": "id desc", "$top": "1", "$select": "id"})
+    last = pool.submit(fetch, {**base, "$orderby": f"{key} desc", "$top": "1", "$select": key})
     matching = pool.submit(total)
     page = last.result()
-    return (last_id(page) if page else None), matching.result()
+    return (last_id(page, key) if page else None), matching.result()
 
 
 def iter_pages_parallel(
@@ -175,10 +193,11 @@ def iter_pages_parallel(
     max_concurrency: int,
     *,
     endpoint: str = "collection",
+    key: str = "id",
 ) -> Iterator[Page]:
-    """Yield the pages of a key-paged collection in ``id`` order, reading up to ``max_concurrency`` at once.
+    """Yield the pages of a key-paged collection in ``key`` order, reading up to ``max_concurrency`` at once.
 
-    ``query`` must be key-pageable (no ``$skip``, no ``$top``, ``$orderby`` absent or ``id``); ``fetch`` reads
+    ``query`` must be key-pageable (no ``$skip``, no ``$top``, ``$orderby`` absent or ``key``); ``fetch`` reads
     one page, ``count`` answers a ``$count=true`` request (checked with
     :func:`~airflow_provider_sage200.query.record_count`). Both must be safe to call from several threads.
 
@@ -186,14 +205,10 @@ def iter_pages_parallel(
     page shorter than asked (a server capping ``$top``) makes the rest of the read sequential, until an empty page.
     Every page is checked as :class:`~airflow_provider_sage200.query.PageCheck` says, against its range.
     """
-    query = {k: v for k, v in query.items() if k not in ("$orderby", "$count")}
-    select = query.get("$select")
-    if select and "id" not in [s.strip() for s in select.split(",")]:
-        query["$select"] = f"{select},id"
-    user_filter = query.get("$filter")
+    query = with_key({k: v for k, v in query.items() if k not in ("$orderby", "$count")}, key)
     pool = ThreadPoolExecutor(max_workers=max(max_concurrency, 3), thread_name_prefix="sage200-page")
     try:
-        yield from _read_ranges(fetch, count, query, user_filter, page_size, max_concurrency, pool, endpoint)
+        yield from _read_ranges(fetch, count, query, page_size, max_concurrency, pool, endpoint, key)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -202,16 +217,17 @@ def _read_ranges(
     fetch: Fetch,
     count: Callable[[dict[str, str]], int],
     query: dict[str, str],
-    user_filter: str | None,
     page_size: int,
     max_concurrency: int,
     pool: Executor,
     endpoint: str,
+    key: str,
 ) -> Iterator[Page]:
-    check = PageCheck(endpoint)
+    check = PageCheck(endpoint, key=key)
+    user_filter = query.get("$filter")
 
     def read(key_range: KeyRange | None) -> Page:
-        params = dict(query, **{"$orderby": "id", "$top": str(page_size)})
+        params = dict(query, **{"$orderby": key, "$top": str(page_size)})
         if key_range is not None:
             params["$filter"] = and_filters(user_filter, key_range.filter())
         page = fetch(params)
@@ -225,20 +241,20 @@ def _read_ranges(
     if not first:
         return
     yield first
-    after = last_id(first)
+    after = last_id(first, key)
     if len(first) < page_size:
         # Short, and nothing proves the server honours $top: read on, one page after another.
-        yield from iter_pages(fetch, query, page_size, endpoint=endpoint, after=after)
+        yield from iter_pages(fetch, query, page_size, endpoint=endpoint, after=after, key=key)
         return
     high, matching = find_upper_bound(
-        fetch, lambda params: record_count(count(params), endpoint), user_filter, pool
+        fetch, lambda params: record_count(count(params), endpoint), user_filter, pool, key
     )
     if high is None or high <= after:
         # Nothing beyond the first page when planned; one open-ended read still picks up new records.
-        ranges = [KeyRange(after, None)]
+        ranges = [KeyRange(after, None, key)]
     else:
         remaining = None if matching is None else matching - len(first)
-        ranges = plan_ranges(after + 1, high, remaining, page_size)
+        ranges = plan_ranges(after + 1, high, remaining, page_size, key)
 
     window = 2 * max_concurrency
     futures: dict[int, Future[Page]] = {}
@@ -254,9 +270,9 @@ def _read_ranges(
                     yield page
                 if key_range.exhausted_by(page, page_size):
                     break
-                # Denser than planned: read the rest of this range now (ahead of queued ranges) to keep id
+                # Denser than planned: read the rest of this range now (ahead of queued ranges) to keep key
                 # order; the hook's concurrency limit still bounds the requests in flight.
-                key_range = KeyRange(last_id(page), key_range.end)
+                key_range = key_range.after_page(page)
                 page = read(key_range)
     finally:
         for future in futures.values():

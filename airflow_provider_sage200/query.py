@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Callable, Iterator, Mapping
+from functools import cache
 from typing import Any
 
 import msgspec
@@ -133,20 +134,41 @@ def and_filters(*filters: str | None) -> str | None:
     return and_(*parts) if parts else None
 
 
-def uses_key_paging(query: Mapping[str, str]) -> bool:
-    """Key paging (``id gt <last>``) applies unless the caller chose an order or an offset."""
-    orderby = query.get("$orderby", "").strip().lower()
-    return "$skip" not in query and orderby in ("", "id", "id asc")
+def uses_key_paging(query: Mapping[str, str], key: str | None = "id") -> bool:
+    """Key paging (``<key> gt <last>``) applies to a resource with an integer key, unless the caller chose
+    another order or an offset."""
+    if key is None:
+        return False
+    orderby = " ".join(query.get("$orderby", "").split()).lower()
+    return "$skip" not in query and orderby in ("", key.lower(), f"{key.lower()} asc")
+
+
+def paging_key(endpoint: str) -> str | None:
+    """The integer key ``endpoint`` is read by (``id``, a view's own key such as ``sop_allocation_line_id``, or
+    ``id`` for a resource the catalogue lacks); ``None`` when it has none (then it is offset paged)."""
+    from airflow_provider_sage200.resources import resource_or_unknown
+
+    resource = resource_or_unknown(endpoint)
+    return resource.paging_key() if resource.integer_key else None
 
 
 def paging_mode(endpoint: str, query: Mapping[str, str], max_concurrency: int = 1) -> str:
     """How a read of ``endpoint`` with ``query`` pages: ``record`` (one record), ``offset`` (``$skip``),
-    ``key`` (``id gt <last>``, one page after another) or ``key_ranges`` (id ranges read concurrently)."""
+    ``key`` (``<key> gt <last>``, one page after another) or ``key_ranges`` (key ranges read concurrently)."""
     if is_record_path(endpoint):
         return "record"
-    if not uses_key_paging(query):
+    if not uses_key_paging(query, paging_key(endpoint)):
         return "offset"
     return "key_ranges" if max_concurrency > 1 and "$top" not in query else "key"
+
+
+def with_key(query: Mapping[str, str], key: str) -> dict[str, str]:
+    """``query`` with ``key`` added to its ``$select`` (a key-paged read needs every record's key)."""
+    out = dict(query)
+    select = out.get("$select")
+    if select and key not in [s.strip() for s in select.split(",")]:
+        out["$select"] = f"{select},{key}"
+    return out
 
 
 def iter_pages(
@@ -156,10 +178,11 @@ def iter_pages(
     *,
     endpoint: str = "collection",
     after: int | None = None,
+    key: str | None = "id",
 ) -> Iterator[Page]:
     """Yield the pages of a collection, asking ``fetch(params)`` for each.
 
-    By default pages are read by key: ``$orderby=id``, ``$filter=(<yours>) and id gt <last id>``,
+    By default pages are read by key: ``$orderby=<key>``, ``$filter=(<yours>) and <key> gt <last key>``,
     ``$top=page_size``. Unlike ``$skip``, this cannot skip or repeat a record when records change while
     the export runs. When the caller sets ``$orderby`` (another field) or ``$skip``, offset paging is used:
     same order, ``$skip`` advancing by the records that arrived. A caller's ``$top`` caps the total.
@@ -169,26 +192,24 @@ def iter_pages(
     Professional builds silently cap it); otherwise the read goes on until an empty page.
 
     :param endpoint: named in errors.
-    :param after: key paging only: start after this id.
+    :param after: key paging only: start after this key.
+    :param key: the integer key to page by (:func:`paging_key`); ``None`` pages by offset.
     """
     query = dict(query)
     limit = int(query.pop("$top")) if "$top" in query else None
     query.pop("$count", None)
-    key_paging = uses_key_paging(query)
-    if key_paging:
-        query["$orderby"] = "id"
-        select = query.get("$select")
-        if select and "id" not in [s.strip() for s in select.split(",")]:
-            query["$select"] = f"{select},id"
+    key_paging = key is not None and uses_key_paging(query, key)
+    if key is not None and key_paging:
+        query = with_key(query, key) | {"$orderby": key}
     skip = int(query.pop("$skip", 0))
     user_filter = query.get("$filter")
-    check = PageCheck(endpoint)
+    check = PageCheck(endpoint, key=key or "id")
     remaining = limit
     while remaining is None or remaining > 0:
         size = page_size if remaining is None else min(page_size, remaining)
         params = dict(query, **{"$top": str(size)})
         if key_paging:
-            key_filter = None if after is None else f"id gt {after}"
+            key_filter = None if after is None else f"{key} gt {after}"
             combined = and_filters(user_filter, key_filter)
             if combined:
                 params["$filter"] = combined
@@ -209,11 +230,12 @@ def iter_pages(
             skip += len(page)
 
 
-class _Id(msgspec.Struct):
-    id: Any = None
+@cache
+def _key_decoder(key: str) -> msgspec.json.Decoder:
+    """Decodes only ``key`` of a record's JSON text (the rest is skipped, not built)."""
+    return msgspec.json.Decoder(msgspec.defstruct("_Key", [(key, Any, None)]))
 
 
-_ID_DECODER = msgspec.json.Decoder(_Id)
 # A collection page with each record left as its JSON text: validated and split, not built into dicts.
 RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
 
@@ -229,15 +251,16 @@ def _bad_page(endpoint: str, message: str) -> Sage200ServerError:
 class PageCheck:
     """What every page of one read must satisfy; raises :class:`Sage200ServerError` naming what is wrong.
 
-    Records are JSON objects; a page holds no more records than ``$top`` asked for; with key paging, ids are
-    whole numbers strictly increasing past the previous page's last id and inside the range asked for (a server
-    that ignores ``$filter``, answers ids going down or repeats the boundary record would otherwise loop forever
+    Records are JSON objects; a page holds no more records than ``$top`` asked for; with key paging, keys are
+    whole numbers strictly increasing past the previous page's last key and inside the range asked for (a server
+    that ignores ``$filter``, answers keys going down or repeats the boundary record would otherwise loop forever
     or export duplicates). ``honoured`` is the largest ``$top`` a full page has proven the server honours.
     """
 
-    def __init__(self, endpoint: str, honoured: int = 0) -> None:
+    def __init__(self, endpoint: str, honoured: int = 0, *, key: str = "id") -> None:
         self.endpoint = endpoint
         self.honoured = honoured
+        self.key = key
         self._previous_ids: frozenset[int] = frozenset()
 
     def proves_end(self, page: Page, asked: int) -> bool:
@@ -248,27 +271,30 @@ class PageCheck:
         return asked <= self.honoured
 
     def key_page(self, page: Page, asked: int, after: int | None, end: int | None = None) -> list[int]:
-        """Check a key-paged page (``id gt after`` [``and id lt end``]) and return its ids."""
+        """Check a key-paged page (``<key> gt after`` [``and <key> lt end``]) and return its keys."""
         self._shape(page, asked)
-        ids = page_ids(page)
+        key = self.key
+        ids = page_ids(page, key)
         previous = after
         for index, value in enumerate(ids):
             if previous is not None and value <= previous:
                 where = (
-                    f"id {value} is not after the previous page's last id {after}"
+                    f"{key} {value} is not after the previous page's last {key} {after}"
                     if index == 0
-                    else f"ids are not in increasing order ({previous} then {value})"
+                    else f"{key}s are not in increasing order ({previous} then {value})"
                 )
                 asked_for = (
-                    "records in id order" if after is None else f"records with id > {after} in id order"
+                    f"records in {key} order"
+                    if after is None
+                    else f"records with {key} > {after} in {key} order"
                 )
                 raise _bad_page(self.endpoint, f"asked for {asked_for}, but {where}")
             previous = value
         if end is not None and ids and ids[-1] >= end:
             raise _bad_page(
                 self.endpoint,
-                f"id {ids[-1]} is outside the range asked for (id > {after} and id < {end}): the server ignores "
-                "$filter",
+                f"{key} {ids[-1]} is outside the range asked for ({key} > {after} and {key} < {end}): the server "
+                "ignores $filter",
             )
         return ids
 
@@ -276,7 +302,7 @@ class PageCheck:
         """Check an offset-paged page; a page repeating the previous page's records means ``$skip`` is ignored."""
         self._shape(page, asked)
         try:
-            ids = frozenset(page_ids(page))
+            ids = frozenset(page_ids(page, self.key))
         except Sage200ConfigError:
             return None
         if ids and ids & self._previous_ids:
@@ -329,22 +355,23 @@ def check_utf8(body: bytes, endpoint: str) -> None:
         _check_utf8(record, f"record {index} of the page", "the record", endpoint)
 
 
-def page_ids(page: Page) -> list[int]:
-    """The ``id`` of every record, in order (:class:`Sage200ConfigError` when one has no whole-number id)."""
+def page_ids(page: Page, key: str = "id") -> list[int]:
+    """The ``key`` of every record, in order (:class:`Sage200ConfigError` when one has no whole-number key)."""
+    decoder = _key_decoder(key)
     ids = []
     for record in page:
-        value = _ID_DECODER.decode(record).id if isinstance(record, msgspec.Raw) else record.get("id")
+        value = getattr(decoder.decode(record), key) if isinstance(record, msgspec.Raw) else record.get(key)
         if not isinstance(value, int) or isinstance(value, bool):
             raise Sage200ConfigError(
-                "Key paging needs a numeric 'id' on every record, and this resource returned none; set "
+                f"Key paging needs a numeric {key!r} on every record, and this resource returned none; set "
                 "query={'$orderby': '<field>'} to page by offset instead."
             )
         ids.append(value)
     return ids
 
 
-def last_id(page: Page) -> int:
-    return page_ids(page[-1:])[0]
+def last_id(page: Page, key: str = "id") -> int:
+    return page_ids(page[-1:], key)[0]
 
 
 def record_count(value: Any, endpoint: str) -> int:

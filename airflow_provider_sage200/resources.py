@@ -93,12 +93,12 @@ class Resource:
         raise _config_error(f"{self.path} has no field to order by; it cannot be paged.")
 
     def plan_paging(self, query: dict[str, str]) -> None:
-        """Check ``query``'s fields and choose the paging: resources keyed by ``id`` (and unknown ones) are read by
-        key; a view with its own key by offset ordered by that key (a stable order); one without a key by offset
-        ordered by its first field. The caller's own ``$orderby`` is kept."""
+        """Check ``query``'s fields and choose the paging: a resource with an integer key (``id``, a view's own
+        key, or ``id`` for an unknown resource) is read by that key; one without a key by offset, ordered by its
+        first field (a stable order). The caller's own ``$orderby`` is kept."""
         self.check_fields(query)
-        if self.known and self.key != "id":
-            query.setdefault("$orderby", self.key or self.offset_order())
+        if self.known and not self.integer_key:
+            query.setdefault("$orderby", self.offset_order())
 
     def paging_key(self) -> str | None:
         """The unique key a record is identified by run to run (``None``: the resource has none)."""

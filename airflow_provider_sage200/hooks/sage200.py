@@ -35,6 +35,7 @@ from airflow_provider_sage200.query import (
     DEFAULT_PAGE_SIZE,
     is_record_path,
     iter_pages,
+    paging_key,
     paging_mode,
     validate_endpoint,
     validate_page_size,
@@ -316,8 +317,9 @@ class Sage200Hook(BaseHook):
     ) -> Iterator[dict[str, Any]]:
         """Yield every record of a collection (or the one record of a record path).
 
-        Pages are read by key (``id gt <last>``), which cannot skip or duplicate records that change
-        during the read; see :func:`airflow_provider_sage200.query.iter_pages`.
+        Pages are read by the resource's key (``id gt <last>``, or a view's own key), which cannot skip or
+        duplicate records that change during the read; a view without a key by offset in a stable order. See
+        :func:`airflow_provider_sage200.query.iter_pages`.
         """
         for page in self.iter_pages(endpoint, params, page_size, max_concurrency=max_concurrency):
             yield from page
@@ -332,10 +334,10 @@ class Sage200Hook(BaseHook):
         raw_records: bool = False,
         on_total: Callable[[int], None] | None = None,
     ) -> Iterator[list[Any]]:
-        """Yield a collection page by page (lists of records), in ``id`` order when paging by key.
+        """Yield a collection page by page (lists of records), in key order when paging by key.
 
         :param max_concurrency: with more than 1, key-paged reads (no ``$skip``, ``$top`` or ``$orderby``
-            other than ``id``) split the id space into ranges read concurrently by this many threads,
+            other than the key) split the key space into ranges read concurrently by this many threads,
             sharing this hook's session and token; see :mod:`airflow_provider_sage200.parallel`.
         :param raw_records: yield each record as its JSON text (:class:`msgspec.Raw`, validated but not decoded
             into a dict), for writers that pass JSON through; :func:`~airflow_provider_sage200.outputs.AtomicExport`
@@ -365,8 +367,9 @@ class Sage200Hook(BaseHook):
                 )
             return page
 
+        key = paging_key(endpoint)
         if paging_mode(endpoint, query, max_concurrency) != "key_ranges":
-            yield from iter_pages(fetch, query, page_size, endpoint=endpoint)
+            yield from iter_pages(fetch, query, page_size, endpoint=endpoint, key=key)
             return
 
         def count(count_params: dict[str, str]) -> Any:
@@ -376,7 +379,9 @@ class Sage200Hook(BaseHook):
             return total
 
         self.get_access_token()  # one refresh, if due, before the workers start
-        yield from iter_pages_parallel(fetch, count, query, page_size, max_concurrency, endpoint=endpoint)
+        yield from iter_pages_parallel(
+            fetch, count, query, page_size, max_concurrency, endpoint=endpoint, key=key or "id"
+        )
 
     def get_sites(self) -> list[dict[str, Any]]:
         """Return the site/company pairs the consenting user can reach (for X-Site / X-Company)."""

@@ -6,6 +6,7 @@ import json
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -83,19 +84,29 @@ def test_select_and_filter_fields_are_checked_before_sending(consented, emulator
     assert emulator.client.stats()["requests"] == before
 
 
-def test_own_key_view_is_paged_in_the_order_of_its_key(consented, emulator):
+@pytest.mark.parametrize("max_concurrency", [1, 4])
+def test_own_key_view_is_read_by_key_paging_on_its_key(consented, emulator, max_concurrency):
     resource = get_resource("sop_allocation_line_views")
-    assert resource.key == "sop_allocation_line_id" and resource.integer_key
+    key = resource.key
+    assert key == "sop_allocation_line_id" and resource.integer_key
     emulator.client.configure(catalogue_records=60)
+    hook = Sage200Hook()
+    asked: list[dict[str, list[str]]] = []
+    hook.get_conn().hooks["response"].append(lambda r, **_: asked.append(parse_qs(urlsplit(r.url).query)))
     got = [
-        r["sop_allocation_line_id"]
-        for r in Sage200Hook().paginate(
-            resource.path, {"$select": "sop_allocation_line_id"}, page_size=5, max_concurrency=4
+        r[key]
+        for r in hook.paginate(
+            resource.path, {"$select": "warehouse_id"}, page_size=5, max_concurrency=max_concurrency
         )
     ]
-    assert got == list(range(1, 61))
-    routes = emulator.client.stats()["requests_by_route"]
-    assert routes["GET sop_allocation_line_views"] >= 12
+    assert got == list(range(1, 61))  # every record once, in key order
+    pages = [q for q in asked if q.get("$top") == ["5"]]
+    assert len(pages) >= 12 and not any("$skip" in q for q in asked)
+    assert all(q["$orderby"] == [key] and q["$select"] == [f"warehouse_id,{key}"] for q in pages)
+    assert all(f"{key} gt " in q["$filter"][0] for q in pages[1:])
+    if max_concurrency > 1:  # ranges planned from the highest key, read with an upper bound
+        assert any(q.get("$orderby") == [f"{key} desc"] for q in asked)
+        assert any(f"{key} lt " in q.get("$filter", [""])[0] for q in pages)
 
 
 def test_no_key_view_is_offset_paged_in_a_stable_order(consented, emulator):

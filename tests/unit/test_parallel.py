@@ -63,6 +63,16 @@ def test_a_full_page_that_does_not_reach_the_range_end_is_not_the_end():
     assert KeyRange(9, None).filter() == "id gt 9"
 
 
+def test_ranges_on_a_views_own_key_filter_and_end_by_that_key():
+    key = "sop_allocation_line_id"
+    ranges = plan_ranges(1, 1000, 1000, 500, key)
+    assert ranges == [KeyRange(0, 501, key), KeyRange(500, None, key)]
+    assert ranges[0].filter() == f"{key} gt 0 and {key} lt 501" and ranges[1].filter() == f"{key} gt 500"
+    page = [{key: i, "id": 0} for i in range(1, 501)]
+    assert ranges[0].exhausted_by(page, 500)
+    assert ranges[1].after_page(page) == KeyRange(500, None, key)
+
+
 @pytest.mark.parametrize("value", [0, -1, 17, 2.5, "4", None])
 def test_max_concurrency_out_of_range_is_refused(value):
     with pytest.raises(Sage200ConfigError, match=r"max_concurrency is .* from 1 to 16"):

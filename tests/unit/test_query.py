@@ -103,3 +103,28 @@ class TestIterPages:
         fetch, asked = self.fake_collection(range(1, 3))
         list(iter_pages(fetch, {"$select": "document_no"}, page_size=5))
         assert asked[0]["$select"] == "document_no,id"
+
+    def test_own_key_paging_filters_orders_and_selects_by_that_key(self):
+        key = "sop_allocation_line_id"
+        asked = []
+
+        def fetch(params):
+            asked.append(params)
+            last = int(params["$filter"].rsplit(" ", 1)[-1]) if "$filter" in params else 0
+            return [{key: i, "id": 0} for i in range(1, 8) if i > last][: int(params["$top"])]
+
+        pages = list(iter_pages(fetch, {"$select": "warehouse_id"}, page_size=3, key=key))
+        assert [r[key] for p in pages for r in p] == list(range(1, 8))
+        assert [p.get("$filter") for p in asked] == [None, f"{key} gt 3", f"{key} gt 6"]
+        assert all(p["$orderby"] == key and p["$select"] == f"warehouse_id,{key}" for p in asked)
+
+    def test_no_key_pages_by_offset(self):
+        asked = []
+
+        def fetch(params):
+            asked.append(params)
+            skip = int(params.get("$skip", 0))
+            return [{"n": n} for n in range(skip, min(skip + int(params["$top"]), 5))]
+
+        records = [r for p in iter_pages(fetch, {"$orderby": "n"}, page_size=2, key=None) for r in p]
+        assert [r["n"] for r in records] == list(range(5)) and "$filter" not in asked[-1]

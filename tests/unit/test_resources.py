@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_sage200 import catalogue_data
 from airflow_provider_sage200.exceptions import Sage200ConfigError
+from airflow_provider_sage200.query import paging_key, paging_mode
 from airflow_provider_sage200.resources import (
     collections,
     default_incremental_field,
@@ -117,13 +118,18 @@ def test_paging_per_kind():
     query: dict[str, str] = {}
     no_key.plan_paging(query)
     assert no_key.paging_key() is None and query["$orderby"] == no_key.offset_order()
+    assert paging_key(no_key.path) is None and paging_mode(no_key.path, query, 4) == "offset"
     own = get_resource("sop_allocation_line_views")
     query = {}
     own.plan_paging(query)
-    assert own.paging_key() == "sop_allocation_line_id" and query == {"$orderby": "sop_allocation_line_id"}
+    assert query == {}  # read by its own integer key, not by offset
+    assert paging_key(own.path) == "sop_allocation_line_id"
+    assert paging_mode(own.path, query, 1) == "key" and paging_mode(own.path, query, 4) == "key_ranges"
+    assert paging_mode(own.path, {"$orderby": "sop_allocation_line_id asc"}, 4) == "key_ranges"
+    assert paging_mode(own.path, {"$orderby": "warehouse_id"}, 4) == "offset"
     query = {}
     get_resource("sop_orders").plan_paging(query)
-    assert query == {}
+    assert query == {} and paging_key("sop_orders") == "id" and paging_key("brand_new_things") == "id"
 
 
 def test_incremental_field_defaults_from_the_catalogue():
