@@ -87,14 +87,20 @@ class TestIterPages:
         assert [r["id"] for r in records] == [1, 2, 3, 4, 5, 6]
         assert [p["$top"] for p in asked] == ["4", "2"]
 
-    def test_offset_paging_when_caller_orders(self):
+    @staticmethod
+    def fake_offset_collection(total):
+        """A stand-in for offset paging: records ``{"n": 0}`` to ``{"n": total - 1}``, recording what was asked."""
         asked = []
 
         def fetch(params):
             asked.append(params)
             skip = int(params.get("$skip", 0))
-            return [{"n": n} for n in range(skip, min(skip + int(params["$top"]), 7))]
+            return [{"n": n} for n in range(skip, min(skip + int(params["$top"]), total))]
 
+        return fetch, asked
+
+    def test_offset_paging_when_caller_orders(self):
+        fetch, asked = self.fake_offset_collection(7)
         records = [r for p in iter_pages(fetch, {"$orderby": "document_date desc"}, page_size=3) for r in p]
         assert [r["n"] for r in records] == list(range(7))
         assert [p.get("$skip") for p in asked] == [None, "3", "6"]
@@ -119,12 +125,6 @@ class TestIterPages:
         assert all(p["$orderby"] == key and p["$select"] == f"warehouse_id,{key}" for p in asked)
 
     def test_no_key_pages_by_offset(self):
-        asked = []
-
-        def fetch(params):
-            asked.append(params)
-            skip = int(params.get("$skip", 0))
-            return [{"n": n} for n in range(skip, min(skip + int(params["$top"]), 5))]
-
+        fetch, asked = self.fake_offset_collection(5)
         records = [r for p in iter_pages(fetch, {"$orderby": "n"}, page_size=2, key=None) for r in p]
         assert [r["n"] for r in records] == list(range(5)) and "$filter" not in asked[-1]
