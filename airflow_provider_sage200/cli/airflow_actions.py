@@ -10,21 +10,42 @@ import sys
 from argparse import Namespace
 
 from airflow_provider_sage200.cli import commands
+from airflow_provider_sage200.exceptions import Sage200ConfigError
+
+
+def remote(args: Namespace) -> commands.Remote | None:
+    """The ``--airflow-url`` options (only the ``sage200`` command has them), or ``None`` without the URL."""
+    url = getattr(args, "airflow_url", None)
+    if not url:
+        for flag in ("airflow_user", "conn_extra"):
+            if getattr(args, flag, None):
+                raise Sage200ConfigError(f"--{flag.replace('_', '-')} needs --airflow-url.")
+        return None
+    return commands.Remote(
+        url=url,
+        user=args.airflow_user,
+        api_version=args.airflow_api,
+        conn_extra=tuple(args.conn_extra or ()),
+    )
 
 
 def auth_login_code(args: Namespace) -> int:
     return commands.run_safely(
-        commands.auth_login,
-        args.conn_id,
-        no_browser=args.no_browser,
-        paste=args.paste,
-        timeout=args.timeout,
-        pkce=args.pkce,
+        lambda: commands.auth_login(
+            args.conn_id,
+            no_browser=args.no_browser,
+            paste=args.paste,
+            timeout=args.timeout,
+            pkce=args.pkce,
+            remote=remote(args),
+        )
     )
 
 
 def token_check_code(args: Namespace) -> int:
-    return commands.run_safely(commands.token_check, args.conn_id, as_json=args.json)
+    return commands.run_safely(
+        lambda: commands.token_check(args.conn_id, as_json=args.json, remote=remote(args))
+    )
 
 
 def token_refresh_code(args: Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from dataclasses import dataclass
 from typing import TextIO
 
 from airflow_provider_sage200.cli.login import CallbackServer, open_browser, parse_redirect
@@ -15,7 +16,44 @@ from airflow_provider_sage200.exceptions import Sage200ConfigError, Sage200Error
 from airflow_provider_sage200.hooks.sage200 import Sage200Hook
 from airflow_provider_sage200.oauth import pkce_pair
 from airflow_provider_sage200.token import refresh_outcome
+from airflow_provider_sage200.token_provider import REFRESH_MARGIN, Sage200TokenProvider
 from airflow_provider_sage200.version_compat import AirflowNotFoundException
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where ``--airflow-url`` sends the token: a remote Airflow's REST API instead of the local metastore.
+
+    :param url: the Airflow base URL.
+    :param user: the Airflow user (else ``SAGE200_AIRFLOW_USER``, else a prompt); unused with a token.
+    :param api_version: ``auto``, ``v2`` (Airflow 3) or ``v1`` (Airflow 2.11).
+    :param conn_extra: ``FIELD=VALUE`` for connection extra fields the API hides.
+    """
+
+    url: str
+    user: str | None = None
+    api_version: str = "auto"
+    conn_extra: tuple[str, ...] = ()
+
+
+# Stands in for the client secret when only the token is read: nothing is sent to Sage ID then.
+_UNUSED_SECRET = "not-needed-to-read-the-token"
+
+
+def token_provider(conn_id: str, remote: Remote | None, *, for_login: bool) -> Sage200TokenProvider:
+    """The connection's token provider: the local metastore's, or one whose store is the remote Airflow's API."""
+    if remote is None:
+        return Sage200Hook(conn_id).token_provider
+    from airflow_provider_sage200.cli import remote_airflow
+
+    overrides = remote_airflow.parse_extra_overrides(list(remote.conn_extra))
+    api = remote_airflow.connect(remote.url, user=remote.user, version=remote.api_version)
+    secret = (lambda: remote_airflow.ask_client_secret(conn_id)) if for_login else (lambda: _UNUSED_SECRET)
+    config = remote_airflow.remote_config(
+        api, conn_id, client_secret=secret, extra_overrides=overrides, for_login=for_login
+    )
+    store = remote_airflow.RemoteVariableTokenStore(api, config.token_variable)
+    return Sage200TokenProvider(config, refresh_margin=REFRESH_MARGIN, store=store)
 
 
 def auth_login(
@@ -25,19 +63,21 @@ def auth_login(
     paste: bool = False,
     timeout: float = 300,
     pkce: bool = True,
+    remote: Remote | None = None,
     out: TextIO = sys.stdout,
     stdin: TextIO = sys.stdin,
 ) -> int:
-    """Run the authorization-code grant once and store the first token.
+    """Run the authorization-code grant once and store the first token (with ``remote``: through that Airflow's
+    REST API).
 
     The loopback callback listens before the consent URL is printed, so a port in use fails first.
     """
-    hook = Sage200Hook(conn_id)
-    redirect_uri = hook.config.redirect_uri
+    provider = token_provider(conn_id, remote, for_login=True)
+    redirect_uri = provider.config.redirect_uri
     state = secrets.token_urlsafe(24)
     callback = None if paste else CallbackServer(redirect_uri, state)
     verifier, challenge = pkce_pair() if pkce else (None, None)
-    url = hook.authorization_url(state, redirect_uri, code_challenge=challenge)
+    url = provider.sage_id.authorization_url(state, redirect_uri, code_challenge=challenge)
     print(
         f"Open this URL, sign in with the Sage ID user whose data Airflow will read:\n\n  {url}\n", file=out
     )
@@ -54,15 +94,18 @@ def auth_login(
     if result.code is None:
         print(f"Consent failed: {result.error}", file=sys.stderr)
         return 1
-    status = hook.exchange_code(result.code, redirect_uri, code_verifier=verifier)
-    print(f"Stored the token in Variable {status.variable!r}.\n{status.describe()}", file=out)
+    status = provider.exchange_code(result.code, redirect_uri, code_verifier=verifier)
+    where = f" through the Airflow API at {remote.url.rstrip('/')}" if remote else ""
+    print(f"Stored the token in Variable {status.variable!r}{where}.\n{status.describe()}", file=out)
     return 0
 
 
-def token_check(conn_id: str, *, as_json: bool = False, out: TextIO = sys.stdout) -> int:
+def token_check(
+    conn_id: str, *, as_json: bool = False, remote: Remote | None = None, out: TextIO = sys.stdout
+) -> int:
     """Print both tokens' expiry; exit 1 when a token is missing, either token has expired, or Sage ID rejected
     the consent."""
-    status = Sage200Hook(conn_id).token_status()
+    status = token_provider(conn_id, remote, for_login=False).token_status()
     print(json.dumps(status.to_dict(), indent=2) if as_json else status.describe(), file=out)
     return 0 if status.access_token_valid and status.refresh_token_valid else 1
 

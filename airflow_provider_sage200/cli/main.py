@@ -12,6 +12,18 @@ SITE_HELP = "with --use: the site, when the company id exists on several sites"
 EXAMPLES_HELP = "list the example DAGs shipped with the provider, or copy them into your DAGs folder"
 COPY_TO_HELP = "copy the example DAG files into this folder (e.g. your DAGs folder)"
 OVERWRITE_HELP = "with --copy-to: replace files of the same name"
+AIRFLOW_URL_HELP = (
+    "a remote Airflow (MWAA, Composer, Astronomer...): read the connection and the token Variable through its "
+    "REST API instead of a local metastore; https:// (http:// only for 127.0.0.1/localhost). Authenticates with "
+    "the bearer token in SAGE200_AIRFLOW_TOKEN, else a user and password (asked, never echoed)"
+)
+AIRFLOW_USER_HELP = "with --airflow-url: the Airflow user (default: SAGE200_AIRFLOW_USER, else asked)"
+AIRFLOW_API_HELP = "with --airflow-url: v2 (Airflow 3), v1 (Airflow 2.11), or auto (default: ask the server)"
+CONN_EXTRA_HELP = (
+    "with --airflow-url: FIELD=VALUE for a connection extra field the API hides as '***' (names containing "
+    "'token' or 'secret', e.g. token_url, token_variable); repeatable. The client secret, which the API also "
+    "hides, comes from SAGE200_CLIENT_SECRET or a prompt that does not echo"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,13 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
+    def with_remote(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--airflow-url", metavar="URL", help=AIRFLOW_URL_HELP)
+        p.add_argument("--airflow-user", metavar="USER", help=AIRFLOW_USER_HELP)
+        p.add_argument("--airflow-api", choices=("auto", "v1", "v2"), default="auto", help=AIRFLOW_API_HELP)
+        p.add_argument("--conn-extra", action="append", metavar="FIELD=VALUE", help=CONN_EXTRA_HELP)
+
     auth = commands.add_parser("auth", help="Sage ID consent").add_subparsers(dest="action", required=True)
     login = with_conn(
         auth.add_parser(
             "login",
             help="one-time consent (authorization-code grant); stores the first token",
             description="Prints the Sage ID consent URL, waits for the redirect on the connection's loopback "
-            "redirect_uri (127.0.0.1 only, state checked, forged requests ignored) and stores the token Variable.",
+            "redirect_uri (127.0.0.1 only, state checked, forged requests ignored) and stores the token Variable: in the "
+            "local metastore, or with --airflow-url through a remote Airflow's REST API (managed Airflow: run it on "
+            "your laptop).",
         )
     )
     login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
@@ -46,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="send a PKCE S256 challenge (default; --no-pkce only for a client that refuses it)",
     )
+    with_remote(login)
 
     token = commands.add_parser("token", help="inspect or refresh the stored tokens").add_subparsers(
         dest="action", required=True
@@ -54,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         token.add_parser("check", help="print time to expiry of both tokens; exit 1 if missing or expired")
     )
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    with_remote(check)
     refresh = with_conn(token.add_parser("refresh", help="refresh now, through the rotation-safe path"))
     refresh.add_argument(
         "--min-remaining", type=float, default=None, help="refresh only if fewer seconds than this remain"
