@@ -43,6 +43,40 @@ CONN_ID = "sage200_default"
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
 
 
+# Where Airflow keeps its log maskers on each line (3.1+ has core's and the Task SDK's; 2.11 and 3.0 one).
+_MASKER_MODULES = (
+    "airflow.sdk._shared.secrets_masker.secrets_masker",
+    "airflow._shared.secrets_masker.secrets_masker",
+    "airflow.sdk.execution_time.secrets_masker",
+    "airflow.utils.log.secrets_masker",
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_maskers():
+    """Give each test the pytest process's log maskers as they were before it.
+
+    dag.test() runs tasks in this process, and Airflow recompiles a masker's whole pattern list for every secret
+    it is given: without this, each test's rotated tokens stay registered, and late in the suite a Variable write
+    of a test with 3-second tokens takes longer than the claim-write limit, so its refreshes (rightly) never
+    claim. A task process in production starts with a fresh masker.
+    """
+    maskers = []
+    for name in _MASKER_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "_secrets_masker"):
+            masker = module._secrets_masker()
+            maskers.append((masker, set(masker.patterns), getattr(masker, "replacer", None)))
+    masking = sys.modules.get("airflow_provider_sage200.masking")
+    registered = set(masking._registered) if masking is not None else None
+    yield
+    for masker, patterns, replacer in maskers:
+        masker.patterns = patterns
+        masker.replacer = replacer
+    if registered is not None:
+        masking._registered.intersection_update(registered)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB in the throwaway AIRFLOW_HOME."""
