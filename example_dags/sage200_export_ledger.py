@@ -2,8 +2,9 @@
 
 One task per resource, each writing ``<base_uri>/<resource>/<day>.<format>`` (the day it exports) and declaring its own Asset
 (``sage200_<resource>``) so downstream DAGs can be scheduled on exactly the resources they read. Every task
-takes its per-resource behaviour from the catalogue (``docs/reference.md``): paging by `id` (in parallel) or by offset
-in the order of a view's own key or first field, and ``incremental_field="auto"``, which
+takes its per-resource behaviour from the catalogue (``docs/reference.md``): paging by its key (``id`` or a view's
+own key, in parallel) or, for a view without one, by offset in the order of its first field, and
+``incremental_field="auto"``, which
 reads changes by ``date_time_updated`` where the resource has it and exports the whole resource where it has
 not (the transaction views). A one-hour ``lookback`` re-reads records committed late; the files therefore
 overlap (at-least-once): deduplicate on the resource's key, keeping the latest ``date_time_updated``.
