@@ -13,8 +13,9 @@ coordination (see :mod:`airflow_provider_sage200.refresh`) depends on seeing oth
 from __future__ import annotations
 
 import json
+import logging
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_provider_sage200.exceptions import Sage200AuthError
 from airflow_provider_sage200.masking import mask_token
@@ -23,20 +24,34 @@ from airflow_provider_sage200.version_compat import task_variables
 
 _MISSING = object()
 
+log = logging.getLogger(__name__)
+
+# How long a token Variable this process has read before may be missing (or a write fail) before that is an
+# error. Airflow's Task SDK reports a Variable it could not fetch, because the API server is down or
+# restarting, as not found; the provider never deletes a token Variable, so its absence is taken for an outage.
+OUTAGE_WAIT_SECONDS = 60.0
+
 
 class VariableTokenStore:
     """The token of one connection, kept as JSON in one Airflow Variable.
 
     :param key: Variable key, e.g. ``sage200_token__sage200_default``.
-    :param write_attempts: how often a write is tried before giving up (a rotated refresh token that is
-        not stored is lost, so writes are retried).
+    :param write_attempts: how often a write is tried at least before giving up (a rotated refresh token that
+        is not stored is lost, so writes are retried).
+    :param outage_wait: seconds a write keeps being retried, and a token Variable this process has read before
+        re-read while it seems missing, to ride out an API server restart (``0``: no waiting).
     """
 
     description = "Sage 200 OAuth tokens (managed by airflow-provider-sage200; do not edit by hand)"
+    # Token Variables this process has read: missing afterwards means the backend could not be reached.
+    _seen: ClassVar[set[str]] = set()
 
-    def __init__(self, key: str, *, write_attempts: int = 5) -> None:
+    def __init__(
+        self, key: str, *, write_attempts: int = 5, outage_wait: float = OUTAGE_WAIT_SECONDS
+    ) -> None:
         self.key = key
         self.write_attempts = write_attempts
+        self.outage_wait = outage_wait
 
     @property
     def _backend(self) -> Any:
@@ -44,7 +59,7 @@ class VariableTokenStore:
 
     def load(self) -> dict[str, Any] | None:
         """Return the stored token (secrets masked), or ``None`` when there is none."""
-        raw = self._backend.get(self.key)
+        raw = self._read_token()
         if raw is None:
             return None
         token = check_token(raw, self.key) if isinstance(raw, dict) else self._parse(raw)
@@ -78,14 +93,39 @@ class VariableTokenStore:
         """Write a companion Variable (one attempt: callers decide what a failure means)."""
         self._backend.set(key, value, description)
 
+    def _read_token(self) -> Any:
+        raw = self._backend.get(self.key)
+        if raw is not None or self.key not in self._seen or self.outage_wait <= 0:
+            if raw is not None:
+                self._seen.add(self.key)
+            return raw
+        log.warning(
+            "Variable %r, which this process has read before, reads as missing: taking it for the API server "
+            "being unreachable (Airflow reports that as not found) and reading again for up to %.0fs.",
+            self.key,
+            self.outage_wait,
+        )
+        deadline = time.monotonic() + self.outage_wait
+        delay = 0.5
+        while raw is None and time.monotonic() < deadline:
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            raw = self._backend.get(self.key)
+            delay = min(delay * 2, 2.0)
+        return raw
+
     def _write(self, key: str, value: str, description: str | None) -> None:
+        # A short, capped delay: once the backend is back, the writer (often the lease holder with a rotated
+        # token only it knows) must get its write in before other hosts take its lease for expired.
         delay = 0.2
-        for attempt in range(1, self.write_attempts + 1):
+        deadline = time.monotonic() + self.outage_wait
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 self._backend.set(key, value, description)
                 return
             except Exception as exc:
-                if attempt == self.write_attempts:
+                if attempt >= self.write_attempts and time.monotonic() >= deadline:
                     raise Sage200AuthError(
                         f"Could not store the Sage 200 token in Variable {key!r} after {attempt} attempts "
                         f"({type(exc).__name__})."

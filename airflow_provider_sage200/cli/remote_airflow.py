@@ -261,7 +261,7 @@ class RemoteVariableTokenStore(VariableTokenStore):
     """
 
     def __init__(self, api: AirflowApi, key: str) -> None:
-        super().__init__(key, write_attempts=1)
+        super().__init__(key, write_attempts=1, outage_wait=0)
         self.api = api
         self._variables = _RemoteVariables(api)
 

@@ -142,3 +142,34 @@ def test_processes_never_spend_a_refresh_token_twice(tmp_path, host_lock):
     assert store.load()["generation"] == rounds
     lease = json.loads(store.load_raw(f"{key}__refresh_lease"))
     assert lease["owner"] is None
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_token_variable_read_before_is_waited_for_while_it_reads_as_missing(caplog):
+    """The Task SDK reports a Variable it cannot fetch (API server restarting) as not found: once this process
+    has read the token Variable, its absence is waited out (bounded), not reported as 'no token stored'."""
+    from airflow.models import Variable
+
+    key = f"sage200_token__outage_{os.urandom(3).hex()}"
+    store = seed(key)
+    VariableTokenStore(key).load()  # read once by this process
+    value = Variable.get(key)
+    Variable.delete(key)  # what a read looks like while the API server is down
+    restore = threading.Timer(1.5, lambda: Variable.set(key, value))
+    restore.start()
+    started = time.monotonic()
+    token = VariableTokenStore(key, outage_wait=20).load()
+    waited = time.monotonic() - started
+    restore.join()
+    assert token is not None and token["refresh_token"] == "rt-0-xxxxxx"
+    assert 1.4 <= waited < 10, waited
+    assert "taking it for the API server being unreachable" in caplog.text
+
+    Variable.delete(key)
+    started = time.monotonic()
+    assert VariableTokenStore(key, outage_wait=1).load() is None  # still missing after the wait: none stored
+    assert 1 <= time.monotonic() - started < 5
+    never_read = f"sage200_token__never_{os.urandom(3).hex()}"
+    started = time.monotonic()
+    assert store.__class__(never_read).load() is None  # never read here: missing at once, no wait
+    assert time.monotonic() - started < 1

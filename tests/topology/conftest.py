@@ -208,7 +208,10 @@ def topology():
         for service in reversed(services):
             service.stop()
         network.remove()
-        shutil.rmtree(home, ignore_errors=True)
+        if os.environ.get("SAGE200_TOPOLOGY_KEEP"):
+            print(f"topology: kept {home} (SAGE200_TOPOLOGY_KEEP): logs of every process and task")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def soak(topology: Topology, seconds: float, during=None) -> dict:
