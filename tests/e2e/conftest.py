@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -74,6 +75,10 @@ class Deployment:
             "AIRFLOW__SAGE200__REFRESH_LEASE_SECONDS": "30",
         }
         self.emulator = emulator
+        self.launches: dict[str, tuple] = {}
+        # Processes restarted when they exit (while wait_for runs), as a process supervisor would; counted.
+        self.supervised: set[str] = set()
+        self.restarts: Counter[str] = Counter()
         self.token: str | None = None
         self.verify: str | bool = True  # how the test process verifies the emulator's TLS certificate
 
@@ -90,6 +95,7 @@ class Deployment:
     def start(self, name: str, *args: str, prefix: tuple[str, ...] = (), env: dict | None = None) -> None:
         """Start ``airflow <args>`` as ``name``, in a session of its own; ``prefix`` wraps the command (e.g. to run
         it in a network namespace) and must exec it, so the PID kept is Airflow's."""
+        self.launches[name] = (args, prefix, env)
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
         self.processes[name] = subprocess.Popen(
             [*prefix, self.python, "-m", "airflow", *args],
@@ -136,9 +142,15 @@ class Deployment:
                     return
             except requests.RequestException:
                 pass
-            for name, process in self.processes.items():
-                if process.poll() is not None:
+            for name, process in list(self.processes.items()):
+                if process.poll() is None:
+                    continue
+                if name not in self.supervised:
                     raise AssertionError(f"{name} exited:\n{(self.home / f'{name}.log').read_text()[-4000:]}")
+                # What systemd's Restart=always or a Kubernetes pod's restartPolicy does for a real deployment.
+                self.restarts[name] += 1
+                args, prefix, env = self.launches[name]
+                self.start(name, *args, prefix=prefix, env=env)
             time.sleep(1)
         raise AssertionError(f"timed out waiting for {what}")
 
