@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from airflow_provider_sage200.exceptions import Sage200ConfigError, Sage200ServerError
+from airflow_provider_sage200.resources import resource_or_unknown
 
 MAX_TOP = 5000
 DEFAULT_PAGE_SIZE = 500
@@ -146,8 +147,6 @@ def uses_key_paging(query: Mapping[str, str], key: str | None = "id") -> bool:
 def paging_key(endpoint: str) -> str | None:
     """The integer key ``endpoint`` is read by (``id``, a view's own key such as ``sop_allocation_line_id``, or
     ``id`` for a resource the catalogue lacks); ``None`` when it has none (then it is offset paged)."""
-    from airflow_provider_sage200.resources import resource_or_unknown
-
     resource = resource_or_unknown(endpoint)
     return resource.paging_key() if resource.integer_key else None
 

@@ -95,10 +95,11 @@ class VariableTokenStore:
 
     def _read_token(self) -> Any:
         raw = self._backend.get(self.key)
-        if raw is not None or self.key not in self._seen or self.outage_wait <= 0:
-            if raw is not None:
-                self._seen.add(self.key)
+        if raw is not None:
+            self._seen.add(self.key)
             return raw
+        if self.key not in self._seen or self.outage_wait <= 0:
+            return None
         log.warning(
             "Variable %r, which this process has read before, reads as missing: taking it for the API server "
             "being unreachable (Airflow reports that as not found) and reading again for up to %.0fs.",

@@ -185,37 +185,34 @@ class AirflowApi:
 
     # -- connections and Variables -------------------------------------------------------------------
 
-    def get_connection(self, conn_id: str) -> dict[str, Any]:
-        url = f"{self.api}/connections/{quote(conn_id, safe='')}"
-        response = self._send("GET", url)
-        if response.status_code == 404:
-            raise RemoteAirflowError(
-                f"Connection {conn_id!r} does not exist in the Airflow at {self.url} (GET {url} answered HTTP "
-                "404); create it there first (see docs/index.md, step 3), or give its id with --conn-id."
-            )
-        if response.status_code == 403:
-            raise RemoteAirflowError(
-                f"Reading connection {conn_id!r}: GET {url} answered HTTP 403 (the user lacks permission to read "
-                "connections)."
-            )
-        if response.status_code != 200:
-            raise self._fail("GET", url, response, f"Reading connection {conn_id!r}")
-        return response.json()
-
-    def get_variable(self, key: str) -> dict[str, Any] | None:
-        """The Variable as the API shows it (``value`` possibly redacted), or ``None`` when there is none."""
-        url = f"{self.api}/variables/{quote(key, safe='')}"
+    def _read(self, url: str, what: str, objects: str) -> dict[str, Any] | None:
+        """GET ``url``: its JSON, ``None`` on 404; a 403 or any other failure raises naming ``what``."""
         response = self._send("GET", url)
         if response.status_code == 404:
             return None
         if response.status_code == 403:
             raise RemoteAirflowError(
-                f"Reading Variable {key!r}: GET {url} answered HTTP 403 (the user lacks permission to read "
-                "Variables)."
+                f"{what}: GET {url} answered HTTP 403 (the user lacks permission to read {objects})."
             )
         if response.status_code != 200:
-            raise self._fail("GET", url, response, f"Reading Variable {key!r}")
+            raise self._fail("GET", url, response, what)
         return response.json()
+
+    def get_connection(self, conn_id: str) -> dict[str, Any]:
+        url = f"{self.api}/connections/{quote(conn_id, safe='')}"
+        connection = self._read(url, f"Reading connection {conn_id!r}", "connections")
+        if connection is None:
+            raise RemoteAirflowError(
+                f"Connection {conn_id!r} does not exist in the Airflow at {self.url} (GET {url} answered HTTP "
+                "404); create it there first (see docs/index.md, step 3), or give its id with --conn-id."
+            )
+        return connection
+
+    def get_variable(self, key: str) -> dict[str, Any] | None:
+        """The Variable as the API shows it (``value`` possibly redacted), or ``None`` when there is none."""
+        return self._read(
+            f"{self.api}/variables/{quote(key, safe='')}", f"Reading Variable {key!r}", "Variables"
+        )
 
     def set_variable(self, key: str, value: str, description: str | None) -> None:
         """Create or replace Variable ``key`` (PATCH, then POST when it does not exist yet)."""
