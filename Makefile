@@ -23,12 +23,12 @@ browser:
 		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
 		|| echo "chromium could not be installed: the browser tests will be skipped"
 
-# Debian's libfaketime for the production-topology clock-skew test (needs root and apt; PostgreSQL's server binaries,
-# redis-server and iproute2 come with the machine). Without them the topology tests are skipped, saying why.
+# The production topology needs root, iproute2, PostgreSQL's server binaries, redis-server and a C compiler (for
+# its clock-skew host), all on the machine; without them the topology tests are skipped, saying why.
 topology-packages:
-	@test -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 || apt-get install -y -q libfaketime >/dev/null 2>&1 \
-		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libfaketime >/dev/null 2>&1) \
-		|| echo "libfaketime could not be installed: the topology tests will be skipped"
+	@command -v cc >/dev/null || apt-get install -y -q gcc >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q gcc >/dev/null 2>&1) \
+		|| echo "no C compiler could be installed: the topology tests will be skipped"
 
 lint: venv
 	$(BIN)/ruff check .

@@ -30,12 +30,12 @@ from tests.e2e.conftest import Deployment, provision, start_control_plane, wait_
 from tests.e2e.soak import TTL, assert_no_token_trouble, soak_figures
 from tests.topology.hosts import (
     CONTROL_IP,
-    LIBFAKETIME,
     SAGE_IP,
     Certificates,
     Network,
     Postgres,
     Redis,
+    build_wall_clock_offset,
     free_port,
     missing_prerequisites,
     worker_prefix,
@@ -61,6 +61,7 @@ class Topology(Deployment):
         self.url = f"http://{CONTROL_IP}:{self.port}"
         self.verify = emulator.tls[2]
         self.hosts = {ns: f"sage-{ns.removeprefix('s17')}" for ns in network.namespaces}
+        self.clocks: dict[str, dict[str, str]] = {}  # per worker host: what moves its wall clock, if anything
         self.env |= {
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__PARALLELISM": "32",
@@ -91,12 +92,15 @@ class Topology(Deployment):
     def api_server_args(self) -> tuple[str, ...]:
         return ("api-server", "--host", CONTROL_IP, "--port", str(self.port))
 
-    def start_worker(self, ns: str, clock_offset: str | None = None, wait: bool = True) -> None:
-        """Start the Celery worker of host ``ns``; ``clock_offset`` (e.g. ``"+2"`` seconds) runs it under
-        libfaketime; ``wait`` for it to be ready."""
+    def start_worker(self, ns: str, clock_offset: float = 0.0, wait: bool = True) -> None:
+        """Start the Celery worker of host ``ns``, its wall clock ``clock_offset`` seconds ahead (negative:
+        behind) of the other hosts'; ``wait`` for it to be ready."""
         env = self.env | {"TMPDIR": "/tmp"}  # the host's private /tmp
+        self.clocks[ns] = {}
         if clock_offset:
-            env |= {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": clock_offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+            library = build_wall_clock_offset(self.home)
+            self.clocks[ns] = {"LD_PRELOAD": str(library), "SAGE200_WALL_CLOCK_OFFSET": str(clock_offset)}
+        env |= self.clocks[ns]
         host = self.hosts[ns]
         log = self.home / f"worker-{host}.log"
         seen = log.stat().st_size if log.exists() else 0
@@ -109,6 +113,17 @@ class Topology(Deployment):
         )
         if wait:
             self.wait_for_worker(ns, seen)
+
+    def clock_offset(self, ns: str) -> float:
+        """How far ahead of the control host's wall clock host ``ns``'s worker reads its own, in seconds."""
+        read = subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", "import time; print(time.time())"],
+            env=os.environ | self.clocks.get(ns, {}),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return float(read.stdout) - time.time()
 
     def wait_for_worker(self, ns: str, log_offset: int = 0) -> None:
         log = self.home / f"worker-{self.hosts[ns]}.log"

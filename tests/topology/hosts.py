@@ -20,11 +20,23 @@ SUBNET = "10.217.0"
 CONTROL_IP = f"{SUBNET}.1"  # the control host: API server, scheduler, PostgreSQL, Redis
 SAGE_IP = f"{SUBNET}.2"  # the emulator, as Sage, on an address of its own
 BRIDGE = "s17br0"
-LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+WALL_CLOCK_OFFSET_SOURCE = Path(__file__).with_name("wall_clock_offset.c")
 
 
 def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def build_wall_clock_offset(directory: Path) -> Path:
+    """Compile the preload library that moves a host's wall clock (``wall_clock_offset.c``) into ``directory``."""
+    library = directory / "wall_clock_offset.so"
+    subprocess.run(
+        ["cc", "-shared", "-fPIC", "-O2", "-o", str(library), str(WALL_CLOCK_OFFSET_SOURCE), "-ldl"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return library
 
 
 def missing_prerequisites() -> str | None:
@@ -36,8 +48,8 @@ def missing_prerequisites() -> str | None:
             return f"the production topology needs {tool}"
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         return "the production topology needs PostgreSQL's server binaries (/usr/lib/postgresql/*/bin)"
-    if not os.path.exists(LIBFAKETIME):
-        return "the production topology needs libfaketime (make topology-packages)"
+    if not shutil.which("cc"):
+        return "the production topology needs a C compiler (cc) for its clock-skew host"
     return None
 
 

@@ -132,8 +132,9 @@ def test_link_cut_mid_refresh_then_restored(topology):
 def test_one_worker_host_clock_two_seconds_ahead(topology):
     ns = topology.network.namespaces[-1]
     topology.stop_worker(ns)
-    topology.start_worker(ns, clock_offset="+2")
+    topology.start_worker(ns, clock_offset=2)
     try:
+        assert 1.5 < topology.clock_offset(ns) < 2.5
         run = soak(topology, FAULT_SOAK_SECONDS)
     finally:
         topology.stop_worker(ns)
