@@ -21,6 +21,9 @@ AirflowNotFoundException  airflow.exceptions         airflow.exceptions         
 timetables                airflow.timetables.*       airflow.timetables.*            airflow.sdk
 log masker(s)             one (airflow.utils.log)    one (3.0); task SDK's and       task SDK's and core's
                                                      core's (3.1)
+token page                FAB view (airflow.www      FastAPI app (airflow.           FastAPI app
+                          auth, [webserver]          api_fastapi security,
+                          base_url)                  [api] base_url)
 ========================  =========================  ==============================  ======================
 """
 
@@ -47,6 +50,8 @@ PROVIDER_CLI_SUPPORTED = AIRFLOW_V_3_2_PLUS
 DECLARATIVE_CONN_FIELDS = AIRFLOW_V_3_2_PLUS
 #: The token page is a FastAPI app on 3.x and a Flask-AppBuilder view on 2.11.
 TOKEN_PAGE_KIND = "fastapi" if AIRFLOW_V_3_0_PLUS else "flask"
+#: The option holding the URL people open the Airflow UI at: the API server's on 3.x, the webserver's on 2.11.
+UI_BASE_URL_OPTION = ("api", "base_url") if AIRFLOW_V_3_0_PLUS else ("webserver", "base_url")
 
 if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import BaseOperator, BaseSensorOperator, Connection, Context, Variable
@@ -84,6 +89,7 @@ __all__ = [  # and, imported on first use, the names in _LAZY
     "DECLARATIVE_CONN_FIELDS",
     "PROVIDER_CLI_SUPPORTED",
     "TOKEN_PAGE_KIND",
+    "UI_BASE_URL_OPTION",
     "AirflowException",
     "AirflowNotFoundException",
     "AirflowSensorTimeout",

@@ -1,6 +1,6 @@
 """The HTML of the "Sage 200 tokens" page: what each connection's card shows, styled to sit inside Airflow's UI.
 
-Pure rendering: :mod:`airflow_provider_sage200.plugins.token_page` gathers a :class:`ConnectionView` per
+Pure rendering: :mod:`airflow_provider_sage200.plugins.token_page_actions` gathers a :class:`ConnectionView` per
 connection and passes them here. Every value is HTML-escaped; no token value ever reaches a view. The page lives
 in an iframe of the Airflow UI, so it follows the system's light or dark scheme (``prefers-color-scheme``) with
 the UI's system font stack, spacing and button shapes.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -103,8 +104,22 @@ def _uses(view: ConnectionView) -> str:
     return f"<p class='uses'>Uses {where}.{note}</p>"
 
 
-def render_card(view: ConnectionView) -> str:
+def _hidden(fields: Mapping[str, str] | None) -> str:
+    """Hidden inputs for every action form (Airflow 2's CSRF token), escaped."""
+    return "".join(
+        f"<input type='hidden' name='{html.escape(name)}' value='{html.escape(value)}'>"
+        for name, value in (fields or {}).items()
+    )
+
+
+def render_card(view: ConnectionView, hidden_fields: Mapping[str, str] | None = None) -> str:
+    """One connection's card.
+
+    :param view: what the card shows.
+    :param hidden_fields: name and value of hidden inputs each action form carries (a CSRF token).
+    """
     e = html.escape
+    hidden = _hidden(hidden_fields)
     tone, label = _badge(view)
     parts = [f"<header><h2>{e(view.conn_id)}</h2><span class='badge {tone}'>{e(label)}</span></header>"]
     if view.error is not None:
@@ -127,8 +142,9 @@ def render_card(view: ConnectionView) -> str:
     q = quote(view.conn_id)
     parts.append(
         "<div class='actions'>"
-        f"<form method='post' action='connections/{q}/refresh'><button class='primary'>Refresh now</button></form>"
-        f"<form method='post' action='connections/{q}/authorize'><button>Get new token</button></form></div>"
+        f"<form method='post' action='connections/{q}/refresh'>{hidden}"
+        "<button class='primary'>Refresh now</button></form>"
+        f"<form method='post' action='connections/{q}/authorize'>{hidden}<button>Get new token</button></form></div>"
     )
     return f"<section class='card' data-conn-id='{e(view.conn_id)}'>{''.join(parts)}</section>"
 
@@ -168,13 +184,25 @@ p.message{color:var(--ok);background:var(--ok-bg)}p.error{color:var(--bad)}.noti
 """
 
 
-def render_page(views: list[ConnectionView], message: str | None = None, error: str | None = None) -> str:
+def render_page(
+    views: list[ConnectionView],
+    message: str | None = None,
+    error: str | None = None,
+    hidden_fields: Mapping[str, str] | None = None,
+) -> str:
+    """The whole page: the notice, if any, and a card per connection.
+
+    :param views: the connections' cards, in order.
+    :param message: a notice to show (already opened), or None.
+    :param error: an error notice to show (already opened), or None.
+    :param hidden_fields: name and value of hidden inputs each action form carries (a CSRF token).
+    """
     notice = ""
     if message:
         notice = f"<p class='message notice'>{_rich(message)}</p>"
     if error:
         notice = f"<p class='error notice'>{_rich(error)}</p>"
-    cards = "".join(render_card(v) for v in views) or (
+    cards = "".join(render_card(v, hidden_fields) for v in views) or (
         "<p class='empty'>No connections of type sage200 yet: add one under Admin → Connections.</p>"
     )
     return (

@@ -84,7 +84,7 @@ def test_a_refusal_with_an_expired_access_token_is_a_clear_error(consented, emul
 
 
 def test_maintenance_dag_cli_and_token_page_report_a_refusal_as_not_now(consented, emulator):
-    from airflow_provider_sage200.plugins.token_page import _card
+    from airflow_provider_sage200.plugins.token_page_actions import card as _card
 
     refusing_sage_id(emulator)  # a 15-minute token; the maintenance DAG refreshes under 30 minutes left
     results = run_dag("t_maintenance")
@@ -115,7 +115,7 @@ def test_an_export_spanning_expiries_with_refusals_fails_nothing(consented, emul
 
 
 def test_a_dead_consent_is_reported_everywhere_until_a_new_consent(consented, emulator):
-    from airflow_provider_sage200.plugins.token_page import _card
+    from airflow_provider_sage200.plugins.token_page_actions import card as _card
 
     hook = Sage200Hook()
     secret = hook.token_store.load()["refresh_token"]

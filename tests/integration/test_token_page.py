@@ -10,13 +10,14 @@ import time
 
 import pytest
 
+from airflow_provider_sage200.version_compat import AIRFLOW_V_3_0_PLUS
 from tests.conftest import CONN_ID, connection_json
 
 pytestmark = pytest.mark.usefixtures("consented")
 
 
 def test_a_healthy_card_says_which_site_and_company_it_uses(emulator):
-    from airflow_provider_sage200.plugins.token_page import _card
+    from airflow_provider_sage200.plugins.token_page_actions import card as _card
 
     card = _card(CONN_ID)
     site = emulator.client.sites()[0]
@@ -29,7 +30,7 @@ def test_a_healthy_card_says_which_site_and_company_it_uses(emulator):
 
 
 def test_a_dead_consent_reads_as_sentences_that_point_at_the_button(emulator):
-    from airflow_provider_sage200.plugins.token_page import _card
+    from airflow_provider_sage200.plugins.token_page_actions import card as _card
 
     emulator.client.advance_clock(91 * 86400)  # Sage ID: the refresh token's fixed life is over
     card = _card(CONN_ID)  # locally the access token still looks valid, so the page asks Sage for the sites
@@ -44,7 +45,7 @@ def test_the_page_asks_every_connection_at_once_and_a_silent_sage_delays_no_othe
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
 
-    from airflow_provider_sage200.plugins import token_page
+    from airflow_provider_sage200.plugins import token_page_actions as actions
 
     silent = socket.socket()  # accepts connections (backlog) and never answers
     silent.bind(("127.0.0.1", 0))
@@ -61,16 +62,61 @@ def test_the_page_asks_every_connection_at_once_and_a_silent_sage_delays_no_othe
                                    extra=json.dumps(fields["extra"])))  # fmt: skip
     try:
         started = time.monotonic()
-        page = token_page._page().body.decode()
+        page = actions.page()
         elapsed = time.monotonic() - started
     finally:
         silent.close()
         with create_session() as session:
             session.query(Connection).filter(Connection.conn_id.in_(names)).delete(synchronize_session=False)
     # Two connections waiting out the read timeout together, not one after the other.
-    assert elapsed < 2 * token_page.SITES_TIMEOUT - 1, elapsed
+    assert elapsed < 2 * actions.SITES_TIMEOUT - 1, elapsed
     cards = {name: page.split(f"data-conn-id='{name}'")[1].split("</section>")[0] for name in names}
     assert "Healthy" in cards[names[0]] and "class='sites'" in cards[names[0]]
     for name in names[1:]:
         assert "Could not list the sites: " in cards[name], cards[name]
     assert "prefers-color-scheme:dark" in page
+
+
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_0_PLUS, reason="the FastAPI app is Airflow 3's (2.11: test_token_page_fab.py)"
+)
+def test_the_api_server_app_refreshes_and_consents_through_the_shared_actions(
+    emulator, airflow_db, monkeypatch
+):
+    """The Airflow 3 routes in process, as the API server mounts them (a real deployment: tests/e2e)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    import requests
+    from airflow.api_fastapi.app import init_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from airflow_provider_sage200.hooks.sage200 import Sage200Hook
+    from airflow_provider_sage200.plugins.token_page import create_app
+
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080")
+    app = FastAPI()
+    app.mount("/sage200", create_app())
+    jwt = init_auth_manager(app).generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+    client = TestClient(app, headers={"Authorization": f"Bearer {jwt}"}, follow_redirects=False)
+    before = Sage200Hook(CONN_ID).token_store.load()
+
+    refreshed = client.post(f"/sage200/connections/{CONN_ID}/refresh")
+    assert refreshed.status_code == 303 and refreshed.headers["location"].startswith("../../?message=")
+    assert Sage200Hook(CONN_ID).token_store.load()["refresh_token"] != before["refresh_token"]
+
+    start = client.post(f"/sage200/connections/{CONN_ID}/authorize")
+    assert start.status_code == 303 and "code_challenge=" in start.headers["location"]
+    answered = requests.get(start.headers["location"], allow_redirects=False, timeout=10).headers["Location"]
+    assert answered.startswith("http://127.0.0.1:8080/sage200/oauth/callback?")
+    callback = answered.removeprefix("http://127.0.0.1:8080")
+    forged = client.get(callback.replace("state=", "state=forged"))
+    assert forged.headers["location"].startswith("../?error=")
+    accepted = client.get(callback)
+    assert accepted.headers["location"].startswith("../?message="), accepted.headers["location"]
+    assert parse_qs(urlsplit(answered).query)["code"]
+    issued = emulator.client.issued_tokens()
+    shown = client.get("/sage200/").text + refreshed.text + accepted.text
+    assert not [t for t in issued["access_tokens"] + issued["refresh_tokens"] if t in shown]
