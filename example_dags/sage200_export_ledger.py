@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib.util
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
+from airflow.providers.common.compat.sdk import DAG, Asset, Param
 
 from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
 
@@ -44,7 +44,7 @@ BASE_URI = "{{ params.base_uri or var.value.get('sage200_export_base_uri', '/tmp
 with DAG(
     dag_id="sage200_export_ledger",
     description="Export the Sage 200 ledger (one file and one Asset per resource per day)",
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    schedule="@daily",  # each run exports the day that ended at it, on every Airflow line
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -69,5 +69,5 @@ with DAG(
             output_uri=f"{BASE_URI}/{resource}/{{{{ sage200_window_start | ds }}}}.{OUTPUT_FORMAT}",
             output_format=OUTPUT_FORMAT,
             page_size=1000,
-            outlets=[Asset(name=f"sage200_{resource}", uri=f"file:///sage200/{resource}")],
+            outlets=[Asset(uri=f"file:///sage200/{resource}")],
         )

@@ -4,7 +4,7 @@ Each run exports the orders whose ``date_time_updated`` falls in its data interv
 ``[data_interval_start, data_interval_end)`` to ``<base_uri>/sop_orders/<day>.<format>`` (named by
 the day it exports, ``sage200_window_start``) (JSONL, or Parquet when
 pyarrow is installed), after a token-health gate. Consecutive runs export every change once; ``catchup`` (or
-``airflow dags backfill``) fills past days. The files are declared as the ``sage200_sop_orders`` Asset: each
+``airflow dags backfill``) fills past days. The files are declared as the ``file:///sage200/sop_orders`` Asset: each
 run's Asset event says in its ``extra`` which file arrived, with how many records and bytes, for which data
 interval, and ``sage200_load_sales_orders`` (scheduled on the Asset) loads exactly that file.
 
@@ -22,7 +22,7 @@ from airflow_provider_sage200.operators.sage200 import Sage200GetOperator
 from airflow_provider_sage200.sensors.sage200 import Sage200TokenSensor
 
 OUTPUT_FORMAT = "parquet" if importlib.util.find_spec("pyarrow") else "jsonl"
-SOP_ORDERS = Asset(name="sage200_sop_orders", uri="file:///sage200/sop_orders")
+SOP_ORDERS = Asset(uri="file:///sage200/sop_orders")  # a Dataset on Airflow 2, which has no name
 
 with DAG(
     dag_id="sage200_export_sales_orders",

@@ -1,6 +1,6 @@
 """Load each exported sales-order file as it arrives: the downstream half of ``sage200_export_sales_orders``.
 
-The DAG is scheduled on the ``sage200_sop_orders`` Asset. Each export's Asset event carries what it wrote in
+The DAG is scheduled on the ``file:///sage200/sop_orders`` Asset. Each export's Asset event carries what it wrote in
 its ``extra`` (``path``, ``format``, ``records``, ``bytes``, ``data_interval_start``, ``data_interval_end``,
 ``endpoint``), so the load needs no listing of the bucket: it opens exactly the files that arrived, checks each
 holds the number of records the export announced, and upserts them by ``id`` into a SQLite table standing in
@@ -14,10 +14,10 @@ import json
 import sqlite3
 from datetime import datetime
 
-from airflow.sdk import DAG, Asset, ObjectStoragePath, Variable, task
+from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath, Variable, task
 
 # The Asset the export DAG declares as its outlet (same name and URI).
-SOP_ORDERS = Asset(name="sage200_sop_orders", uri="file:///sage200/sop_orders")
+SOP_ORDERS = Asset(uri="file:///sage200/sop_orders")  # a Dataset on Airflow 2, which has no name
 
 
 def read_records(path: str, fmt: str) -> list[dict]:

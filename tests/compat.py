@@ -4,24 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_sage200.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+from airflow_provider_sage200.version_compat import (
+    AIRFLOW_V_3_0_PLUS,
+    AIRFLOW_V_3_1_PLUS,
+    AIRFLOW_V_3_2_PLUS,
+)
 
 
 def dagbag(path: str) -> Any:
-    """A DagBag of one file (``airflow.dag_processing.dagbag`` on 3.x, ``airflow.models.dagbag`` on 2.11)."""
-    if AIRFLOW_V_3_0_PLUS:
+    """A DagBag of one file (``airflow.dag_processing.dagbag`` from 3.2, ``airflow.models.dagbag`` before)."""
+    if AIRFLOW_V_3_2_PLUS:
         from airflow.dag_processing.dagbag import DagBag
     else:
         from airflow.models.dagbag import DagBag
     return DagBag(dag_folder=path)
 
 
+def dag_test(dag: Any, run_conf: dict | None = None, logical_date: Any = None) -> Any:
+    """``dag.test()``: the run's date is ``logical_date`` on 3.x, ``execution_date`` on 2.11."""
+    kwargs: dict[str, Any] = {"run_conf": run_conf or {}}
+    if logical_date is not None:
+        kwargs["logical_date" if AIRFLOW_V_3_0_PLUS else "execution_date"] = logical_date
+    return dag.test(**kwargs)
+
+
 def xcom_return_value(session: Any, dag_id: str, run_id: str, task_id: str) -> Any:
     """The deserialized ``return_value`` XCom of one task instance, or None."""
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.models.xcom import XComModel as XCom
-    else:
+    if not AIRFLOW_V_3_0_PLUS:
         from airflow.models.xcom import XCom
+
+        return XCom.get_one(
+            dag_id=dag_id, run_id=run_id, task_id=task_id, key="return_value", session=session
+        )
+    from airflow.models.xcom import XComModel as XCom
+
     row = (
         session.query(XCom)
         .filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key="return_value")

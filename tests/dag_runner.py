@@ -58,26 +58,19 @@ def run_dag_in_process_with_output(
 
 
 def main() -> None:
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
+    from tests.compat import dag_test, dagbag, xcom_return_value
+
     out, dag_id, conf = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-    kwargs: dict[str, Any] = {"run_conf": conf}
-    if len(sys.argv) > 4:
-        kwargs["logical_date"] = datetime.fromisoformat(sys.argv[4])
-    dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag(dag_id)
-    run = dag.test(**kwargs)
+    logical_date = datetime.fromisoformat(sys.argv[4]) if len(sys.argv) > 4 else None
+    dag = dagbag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag(dag_id)
+    run = dag_test(dag, conf, logical_date)
     results: dict[str, list[Any]] = {}
     with create_session() as session:
         for ti in session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run.run_id):
-            row = (
-                session.query(XComModel)
-                .filter_by(dag_id=dag_id, run_id=run.run_id, task_id=ti.task_id, key="return_value")
-                .first()
-            )
-            value = XComModel.deserialize_value(row) if row is not None else None
+            value = xcom_return_value(session, dag_id, run.run_id, ti.task_id)
             results[ti.task_id] = [str(ti.state), value]
     out.write_text(json.dumps(results, default=str))
 

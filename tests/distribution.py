@@ -6,13 +6,20 @@ a file missing from the wheel fails CI instead of hiding behind the editable ins
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "airflow_provider_sage200"
-UV = [sys.executable, "-m", "uv"]
+# The project venv has uv as a module; the compat environments (make compat) use the project venv's.
+UV = (
+    [sys.executable, "-m", "uv"]
+    if importlib.util.find_spec("uv")
+    else [shutil.which("uv") or str(REPO / ".venv" / "bin" / "uv")]
+)
 
 
 def build(out_dir: Path, *kinds: str, source: Path = REPO) -> dict[str, Path]:

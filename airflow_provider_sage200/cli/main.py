@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -97,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _airflow_output_to_stderr() -> None:
+    """Keep stdout for the command's own output (``--json`` is piped; the commands print to the stdout they were
+    imported with). Airflow 3.2 puts its root log handler on stdout and logs there while the metastore is read
+    (alembic's plugin setup, SQLAlchemy warnings): that handler, and any Airflow sets up later, go to stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+    sys.stdout = sys.stderr
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "emulator":
@@ -106,13 +117,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from airflow_provider_sage200.cli import airflow_actions as actions
 
-    if args.command == "auth":
-        return actions.auth_login_code(args)
-    if args.command == "examples":
-        return actions.examples_code(args)
-    if args.command == "token":
-        return actions.token_check_code(args) if args.action == "check" else actions.token_refresh_code(args)
-    return actions.sites_code(args)
+    stdout = sys.stdout
+    _airflow_output_to_stderr()
+    try:
+        if args.command == "auth":
+            return actions.auth_login_code(args)
+        if args.command == "examples":
+            return actions.examples_code(args)
+        if args.command == "token":
+            check = args.action == "check"
+            return actions.token_check_code(args) if check else actions.token_refresh_code(args)
+        return actions.sites_code(args)
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

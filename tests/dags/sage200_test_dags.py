@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
+from airflow.providers.common.compat.sdk import DAG, Asset, task
 
 from airflow_provider_sage200.operators.sage200 import (
     Sage200GetOperator,
@@ -15,6 +15,7 @@ from airflow_provider_sage200.operators.sage200 import (
     Sage200RefreshTokenOperator,
 )
 from airflow_provider_sage200.sensors.sage200 import Sage200TokenSensor
+from airflow_provider_sage200.version_compat import CronDataIntervalTimetable
 
 START = datetime(2026, 1, 1)
 CONF = "{{ dag_run.conf['%s'] }}"
@@ -163,7 +164,7 @@ with DAG("t_token_health", schedule=None, start_date=START, catchup=False):
 
 
 # Lineage and Asset events: an incremental export with an outlet, then a write.
-LINEAGE_ORDERS = Asset(name="t_lineage_sop_orders", uri="file:///t_lineage/sop_orders")
+LINEAGE_ORDERS = Asset(uri="file:///t_lineage/sop_orders")
 
 with DAG(
     "t_lineage",

@@ -21,14 +21,11 @@ def run_dag(dag_id: str, conf: dict | None = None, logical_date: datetime | None
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
-    from tests.compat import dagbag, xcom_return_value
+    from tests.compat import dag_test, dagbag, xcom_return_value
     from tests.conftest import TEST_DAGS
 
     dag = dagbag(str(TEST_DAGS / "sage200_test_dags.py")).get_dag(dag_id)
-    kwargs = {"run_conf": conf or {}}
-    if logical_date is not None:
-        kwargs["logical_date"] = logical_date
-    run = dag.test(**kwargs)
+    run = dag_test(dag, conf, logical_date)
     results = {}
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run.run_id).all()
@@ -115,13 +112,11 @@ def test_incremental_runs_over_consecutive_intervals_equal_the_full_set(emulator
 
 def test_quickstart_daily_schedule_exports_the_day_before_each_midnight_run(emulator, tmp_path):
     """schedule="@daily" is a trigger timetable on 3.x, a data-interval one on 2.11: the same day is exported."""
-    from airflow_provider_sage200.version_compat import AIRFLOW_V_3_0_PLUS
-
     truth = emulator.client.truth("sop_orders", company_id=1, fields=("id", "date_time_updated"))
     midnight = max(_ts(r) for r in truth).replace(hour=0, minute=0, second=0, microsecond=0)
-    # The run the scheduler starts at that midnight: logical date = the midnight on 3.x, the day before on 2.11.
-    logical = midnight if AIRFLOW_V_3_0_PLUS else midnight - timedelta(days=1)
-    results = run_dag("t_incremental_daily", {"output_dir": str(tmp_path)}, logical_date=logical)
+    # As the run the scheduler starts at that midnight: on 3.x its logical date is the midnight; on 2.11 dag.test()
+    # gives a run dated at the midnight the data interval ending there, the scheduled run's interval.
+    results = run_dag("t_incremental_daily", {"output_dir": str(tmp_path)}, logical_date=midnight)
     assert results["export_daily"][0] == "success", results
     # Named by the day exported (sage200_window_start), on both lines; {{ ds }} would differ between them.
     exported = _ids(tmp_path / f"{midnight - timedelta(days=1):%Y-%m-%d}.jsonl", "jsonl")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from airflow_provider_sage200 import __version__
 from airflow_provider_sage200.get_provider_info import get_provider_info
-from tests.distribution import PACKAGE, REPO, build
+from tests.distribution import PACKAGE, REPO, UV, build
 
 # What a dev or CI run leaves in a work tree; none of it may reach an archive.
 LEFTOVERS = [
@@ -172,3 +173,57 @@ def test_the_wheels_examples_copy_into_a_dags_folder_and_register_once(archives,
         timeout=120,
     )
     assert probe.stdout.strip() == "False", probe.stderr
+
+
+# Packages the provider brings: left out of the fresh Airflow so that installing the wheel has to resolve them.
+BROUGHT_BY_THE_PROVIDER = ("airflow-provider-sage200", "requests-oauthlib", "apache-airflow-providers-http")
+
+
+def test_pip_install_into_a_fresh_airflow_lists_the_provider(archives, tmp_path):
+    """The user's path on every line (``make compat`` runs this on each): an Airflow venv without the provider,
+    ``pip install`` of the wheel resolving its dependencies there (pinned to this environment's versions, so the
+    installed Airflow is never changed), then ``airflow providers list`` shows it."""
+    import airflow
+
+    frozen = subprocess.run(
+        [*UV, "pip", "freeze", "--python", sys.executable, "--exclude-editable"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    name = lambda line: line.split("==")[0].strip().lower().replace("_", "-")  # noqa: E731
+    airflow_only = [line for line in frozen if name(line) not in BROUGHT_BY_THE_PROVIDER]
+    assert any(name(line) == "apache-airflow" for line in airflow_only)
+    pins = tmp_path / "pins.txt"
+    pins.write_text("\n".join(frozen) + "\n")
+    (tmp_path / "airflow.txt").write_text("\n".join(airflow_only) + "\n")
+    venv = tmp_path / "venv"
+    python = venv / "bin" / "python"
+    uv = [*UV, "pip", "install", "--quiet", "--python", str(python)]
+    subprocess.run([*UV, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run([*uv, "--no-deps", "-r", str(tmp_path / "airflow.txt")], check=True, capture_output=True)
+    missing = subprocess.run([str(python), "-c", f"import {PACKAGE}"], cwd=tmp_path, capture_output=True)
+    assert missing.returncode != 0  # a fresh Airflow: the provider is not there yet
+    installed = subprocess.run(
+        [*uv, "--constraint", str(pins), str(archives["wheel"])], capture_output=True, text=True
+    )
+    assert installed.returncode == 0, installed.stderr
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AIRFLOW") and key not in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    env |= {"AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    listed = subprocess.run(
+        [str(venv / "bin" / "airflow"), "providers", "list", "--output", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr
+    providers = {
+        row["package_name"]: row["version"] for row in json.loads(listed.stdout[listed.stdout.index("[") :])
+    }
+    assert providers.get("airflow-provider-sage200") == __version__, (airflow.__version__, providers)

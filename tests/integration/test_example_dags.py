@@ -23,8 +23,8 @@ def test_example_dags_import_cleanly(airflow_db):
     }
     ledger = bag.get_dag("sage200_export_ledger")
     assert len(ledger.tasks) == 9 and ledger.max_active_tasks == 4
-    assert {a.name for t in ledger.tasks for a in t.outlets} == {
-        f"sage200_{t.task_id[7:]}" for t in ledger.tasks
+    assert {a.uri for t in ledger.tasks for a in t.outlets} == {
+        f"file:///sage200/{t.task_id[7:]}" for t in ledger.tasks
     }
     maintenance = bag.get_dag("sage200_token_maintenance")
     assert maintenance.max_active_runs == 1

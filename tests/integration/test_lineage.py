@@ -32,7 +32,7 @@ def last_data_day(emulator) -> tuple[datetime, list[dict]]:
     return day, window
 
 
-def asset_events(name: str) -> list[dict]:
+def asset_events(uri: str) -> list[dict]:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
@@ -40,7 +40,7 @@ def asset_events(name: str) -> list[dict]:
         rows = (
             session.query(AssetEvent)
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .filter(AssetModel.name == name)
+            .filter(AssetModel.uri == uri)
             .order_by(AssetEvent.id)
         )
         return [dict(row.extra) for row in rows]
@@ -122,7 +122,7 @@ def test_export_emits_openlineage_datasets_facets_and_an_asset_event(emulator, t
     assert write["COMPLETE"]["inputs"] == []
 
     # The Asset event of the same run carries what arrived.
-    extra = asset_events("t_lineage_sop_orders")[-1]
+    extra = asset_events("file:///t_lineage/sop_orders")[-1]
     assert extra == {
         "endpoint": "sop_orders",
         "path": str(written),
@@ -145,7 +145,7 @@ def test_example_export_then_load_reads_what_the_asset_event_says(emulator, tmp_
     )
     assert exported["export_sop_orders"][0] == "success", exported
     summary = exported["export_sop_orders"][1]
-    extra = asset_events("sage200_sop_orders")[-1]
+    extra = asset_events("file:///sage200/sop_orders")[-1]
     assert (extra["path"], extra["records"], extra["bytes"]) == (
         summary["path"],
         len(window),
