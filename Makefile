@@ -34,11 +34,11 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Of the production topology (tests/topology) the exports and the 2-minute soak are in here; the network faults
-# are not yet (the clock-skew host's tasks fail under libfaketime, docs/reliability.md); `make topology` runs all.
+# Then the production topology (tests/topology, one deployment for all of it): exports, the 2-minute Celery soak
+# and the network faults.
 test: lint browser topology-packages
 	$(BIN)/pytest -m "not topology"
-	$(BIN)/pytest tests/topology/test_exports.py tests/topology/test_soak_celery.py
+	$(BIN)/pytest tests/topology
 
 unit: venv  # unit tests only: no emulator, no Airflow DB, seconds
 	$(BIN)/pytest tests/unit -q
