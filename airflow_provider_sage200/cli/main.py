@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -104,7 +105,8 @@ def _airflow_output_to_stderr() -> None:
     (alembic's plugin setup, SQLAlchemy warnings): that handler, and any Airflow sets up later, go to stderr."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
-            handler.setStream(sys.stderr)
+            with contextlib.suppress(AttributeError):  # Airflow 2's RedirectStdHandler follows sys.stdout itself
+                handler.setStream(sys.stderr)
     sys.stdout = sys.stderr
 
 
