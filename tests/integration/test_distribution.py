@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -223,7 +224,7 @@ def test_pip_install_into_a_fresh_airflow_lists_the_provider(archives, tmp_path)
         timeout=300,
     )
     assert listed.returncode == 0, listed.stderr
-    providers = {
-        row["package_name"]: row["version"] for row in json.loads(listed.stdout[listed.stdout.index("[") :])
-    }
+    table = re.search(r"^\[\s*\{", listed.stdout, re.MULTILINE)  # after any log lines
+    assert table, listed.stdout
+    providers = {row["package_name"]: row["version"] for row in json.loads(listed.stdout[table.start() :])}
     assert providers.get("airflow-provider-sage200") == __version__, (airflow.__version__, providers)

@@ -97,6 +97,7 @@ def test_the_api_server_app_refreshes_and_consents_through_the_shared_actions(
 
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_ISSUER", "airflow")  # 3.0 signs an empty list without one
     app = FastAPI()
     app.mount("/sage200", create_app())
     jwt = init_auth_manager(app).generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
