@@ -118,7 +118,8 @@ def test_an_op_sees_the_cards_and_others_do_not(webserver, page_conn, emulator):
     assert shown.status_code == 200 and shown.mimetype == "text/html"
     assert f"data-conn-id='{CONN_ID}'" in body and "<span class='badge ok'>Healthy</span>" in body
     assert "Refresh now" in body and "Get new token" in body
-    assert body.count("<input type='hidden' name='csrf_token'") == 2  # one per action form
+    cards = body.count("data-conn-id=")  # other tests of the session may have added sage200 connections
+    assert cards >= 1 and body.count("<input type='hidden' name='csrf_token'") == 2 * cards  # one per form
     assert_no_token_shown(emulator, [anonymous, viewer, shown])
 
 
