@@ -72,7 +72,8 @@ $(DLT_PYTHON):
 soak: venv
 	SAGE200_SOAK_SECONDS=600 $(BIN)/pytest -s tests/e2e/test_soak.py
 
-# The long soak on the production topology: 10 minutes of calls from three Celery worker hosts (make test: 2 minutes).
+# The long soak on the production topology: 10 minutes of calls from three Celery worker hosts, in waves of fresh
+# task processes of 200 s as `make soak` (make test: one 2-minute wave).
 soak-celery: venv topology-packages
 	SAGE200_CELERY_SOAK_SECONDS=600 $(BIN)/pytest -s tests/topology/test_soak_celery.py
 

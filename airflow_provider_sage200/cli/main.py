@@ -105,7 +105,8 @@ def _airflow_output_to_stderr() -> None:
     (alembic's plugin setup, SQLAlchemy warnings): that handler, and any Airflow sets up later, go to stderr."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
-            with contextlib.suppress(AttributeError):  # Airflow 2's RedirectStdHandler follows sys.stdout itself
+            # Airflow 2's RedirectStdHandler has no settable stream: it follows sys.stdout, swapped below.
+            with contextlib.suppress(AttributeError):
                 handler.setStream(sys.stderr)
     sys.stdout = sys.stderr
 
