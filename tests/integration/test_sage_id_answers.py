@@ -101,7 +101,8 @@ def test_maintenance_dag_cli_and_token_page_report_a_refusal_as_not_now(consente
 
 
 def test_an_export_spanning_expiries_with_refusals_fails_nothing(consented, emulator, tmp_path):
-    emulator.client.configure(access_token_ttl=4, latency_ms=15)
+    # 400 pages at 50 ms, 4 at a time: at least 5 s, so the export outlives its 4-second token whatever the machine.
+    emulator.client.configure(access_token_ttl=4, latency_ms=50)
     Sage200Hook().refresh()  # a 4-second token: refreshed under 2 s left...
     emulator.client.configure(early_refresh_refusal_seconds=1)  # ...and refused above 1 s left
     grants = emulator.client.stats()["token_grants"]["refresh_token"]
