@@ -180,6 +180,11 @@ def test_the_wheels_examples_copy_into_a_dags_folder_and_register_once(archives,
 BROUGHT_BY_THE_PROVIDER = ("airflow-provider-sage200", "requests-oauthlib", "apache-airflow-providers-http")
 
 
+def _package(requirement: str) -> str:
+    """The normalised package name of a ``name==version`` line."""
+    return requirement.split("==")[0].strip().lower().replace("_", "-")
+
+
 def test_pip_install_into_a_fresh_airflow_lists_the_provider(archives, tmp_path):
     """The user's path on every line (``make compat`` runs this on each): an Airflow venv without the provider,
     ``pip install`` of the wheel resolving its dependencies there (pinned to this environment's versions, so the
@@ -192,9 +197,8 @@ def test_pip_install_into_a_fresh_airflow_lists_the_provider(archives, tmp_path)
         capture_output=True,
         text=True,
     ).stdout.splitlines()
-    name = lambda line: line.split("==")[0].strip().lower().replace("_", "-")  # noqa: E731
-    airflow_only = [line for line in frozen if name(line) not in BROUGHT_BY_THE_PROVIDER]
-    assert any(name(line) == "apache-airflow" for line in airflow_only)
+    airflow_only = [line for line in frozen if _package(line) not in BROUGHT_BY_THE_PROVIDER]
+    assert any(_package(line) == "apache-airflow" for line in airflow_only)
     pins = tmp_path / "pins.txt"
     pins.write_text("\n".join(frozen) + "\n")
     (tmp_path / "airflow.txt").write_text("\n".join(airflow_only) + "\n")
