@@ -35,6 +35,24 @@ def assert_no_token_trouble(figures: dict[str, Any]) -> None:
     assert trouble == {"invalid_grant": 0, "reuse_detected": 0, "families_revoked": 0}, figures
 
 
-def assert_refreshes_track_token_life(figures: dict[str, Any], busy_seconds: float) -> None:
-    """About one refresh per usable token life while workers call, never one per task per life."""
-    assert busy_seconds / TTL <= figures["refreshes"] <= figures["expected_refreshes_at_most"] + 5, figures
+def lease_seconds(env: dict[str, str]) -> float:
+    """The longest a refresh takes under a deployment's lease timings when nothing fails: the claim write's limit
+    plus the settle delay (``[sage200] claim_write_limit_seconds``, ``claim_settle_seconds``)."""
+    return float(env["AIRFLOW__SAGE200__CLAIM_WRITE_LIMIT_SECONDS"]) + float(
+        env["AIRFLOW__SAGE200__CLAIM_SETTLE_SECONDS"]
+    )
+
+
+def assert_refreshes_track_token_life(figures: dict[str, Any], busy_seconds: float, lease: float) -> None:
+    """About one refresh per token life while workers call, never one per task per life.
+
+    A refresh starts once the usable life is over and takes up to ``lease`` seconds (:func:`lease_seconds`). When
+    that runs past the expiry (the topology's timings, made for a loaded 2-core control host, settle for 2.4 s
+    where the usable life is 2.5 s), each token lasts its usable life plus the lease's time, and the workers wait
+    out the difference: the floor is one refresh per ``max(TTL, USABLE_LIFE + lease)``.
+    """
+    floor = busy_seconds / max(TTL, USABLE_LIFE + lease)
+    assert floor <= figures["refreshes"] <= figures["expected_refreshes_at_most"] + 5, (
+        round(floor, 1),
+        figures,
+    )

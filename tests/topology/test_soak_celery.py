@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.soak import assert_refreshes_track_token_life
+from tests.e2e.soak import assert_refreshes_track_token_life, lease_seconds
 from tests.topology.conftest import soak
 
 pytestmark = pytest.mark.topology
@@ -46,4 +46,4 @@ def test_sixteen_tasks_on_three_worker_hosts_share_a_five_second_token(topology)
     assert len(figures["hammer_tasks_per_host"]) == 3, figures  # every worker host ran hammer tasks
     assert set(figures["hammer_tasks_per_host"]) == set(topology.hosts.values())
     assert figures["api_calls"] > 16 * SOAK_SECONDS
-    assert_refreshes_track_token_life(figures, SOAK_SECONDS)
+    assert_refreshes_track_token_life(figures, SOAK_SECONDS, lease_seconds(topology.env))
