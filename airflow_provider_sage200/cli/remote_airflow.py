@@ -155,6 +155,12 @@ class AirflowApi:
             )
         return response
 
+    def _forbidden(self, lacks: str) -> str:
+        """What a 403 means: Airflow 2.11's API answers 403, not 401, to a wrong user or password too."""
+        if isinstance(self._auth, requests.auth.HTTPBasicAuth):
+            return f"a wrong user or password, or the user lacks {lacks}: Airflow 2's API answers 403 to both"
+        return f"the user lacks {lacks}"
+
     def _fail(self, method: str, url: str, response: requests.Response, what: str) -> RemoteAirflowError:
         meaning = _STATUS_MEANING.get(response.status_code, "unexpected answer")
         return RemoteAirflowError(f"{what}: {method} {url} answered HTTP {response.status_code} ({meaning}).")
@@ -192,7 +198,7 @@ class AirflowApi:
             return None
         if response.status_code == 403:
             raise RemoteAirflowError(
-                f"{what}: GET {url} answered HTTP 403 (the user lacks permission to read {objects})."
+                f"{what}: GET {url} answered HTTP 403 ({self._forbidden(f'permission to read {objects}')})."
             )
         if response.status_code != 200:
             raise self._fail("GET", url, response, what)
@@ -224,9 +230,10 @@ class AirflowApi:
             url, method = f"{self.api}/variables", "POST"
             response = self._send("POST", url, json=body)
         if response.status_code == 403:
+            lacks = "Variable edit permission; it needs e.g. the Op or Admin role"
             raise RemoteAirflowError(
-                f"Writing Variable {key!r}: {method} {url} answered HTTP 403 (the user lacks Variable edit "
-                "permission; it needs e.g. the Op or Admin role). Nothing was stored."
+                f"Writing Variable {key!r}: {method} {url} answered HTTP 403 ({self._forbidden(lacks)}). "
+                "Nothing was stored."
             )
         if response.status_code not in (200, 201, 204):
             # The body is not shown: a validation error would echo the value, which holds the tokens.

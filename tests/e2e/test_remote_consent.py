@@ -1,5 +1,6 @@
 """`sage200 auth login --airflow-url` and `sage200 token check --airflow-url` from a "laptop": a process with no
-metastore of its own, storing the token through the real API server's REST API (Airflow 3's /api/v2).
+metastore of its own, storing the token through the real deployment's REST API: Airflow 3's /api/v2 (a JWT for
+the user and password, or a bearer token), Airflow 2.11's /api/v1 on the webserver (basic auth).
 
 The emulator plays Sage ID; this test plays the person's browser and types the passwords (through a pipe: the
 command runs without a terminal, so getpass reads its standard input).
@@ -17,6 +18,7 @@ import requests
 
 from airflow_provider_sage200.emulator.server import free_port
 from airflow_provider_sage200.token_store import VariableTokenStore
+from airflow_provider_sage200.version_compat import AIRFLOW_V_3_0_PLUS
 
 pytestmark = pytest.mark.e2e
 
@@ -131,18 +133,23 @@ def stored_value(deployment, key: str) -> str | None:
 
 
 def check(deployment, env: dict | None, *extra: str) -> subprocess.CompletedProcess:
-    """`sage200 token check` locally (env None: in the deployment) or through the API with a bearer token."""
+    """`sage200 token check` locally (env None: in the deployment) or through the API: with a bearer token on
+    Airflow 3, typing the password on 2.11 (whose API takes basic auth only)."""
     if env is None:
         args = [deployment.python, "-m", "airflow_provider_sage200.cli.main", "token", "check", "--conn-id"]
         return subprocess.run(
             [*args, CONN_ID, *extra], env=deployment.env, cwd=deployment.home, capture_output=True, text=True
         )
+    if AIRFLOW_V_3_0_PLUS:
+        env = env | {"SAGE200_AIRFLOW_TOKEN": deployment.token}
     return subprocess.run(
         remote_args(deployment, "token", "check", *extra),
         env=env,
+        input="" if AIRFLOW_V_3_0_PLUS else f"{PASSWORD}\n",
         capture_output=True,
         text=True,
         timeout=120,
+        start_new_session=True,  # no controlling terminal: getpass reads standard input
     )
 
 
@@ -156,7 +163,14 @@ def test_wrong_password_is_refused_before_anything_is_stored(deployment, remote_
     before = stored_value(deployment, VARIABLE)
     code, stdout, stderr = remote_login(deployment, laptop, "not-the-password\n")
     assert code == 1, stdout + stderr
-    assert f"POST {deployment.url}/auth/token answered HTTP 401 (wrong user/password or token)" in stderr
+    if AIRFLOW_V_3_0_PLUS:
+        refused = f"POST {deployment.url}/auth/token answered HTTP 401 (wrong user/password or token)"
+    else:  # Airflow 2.11's API answers 403 to a wrong password, as to a user without the permission
+        refused = (
+            f"GET {deployment.url}/api/v1/connections/{CONN_ID} answered HTTP 403 (a wrong user or password, "
+            "or the user lacks permission to read connections: Airflow 2's API answers 403 to both)"
+        )
+    assert refused in stderr
     assert "not-the-password" not in stdout + stderr
     assert "/authorize?" not in stdout  # no consent was started
     assert deployment.emulator.client.stats()["token_grants"]["authorization_code"] == grants
@@ -166,10 +180,7 @@ def test_wrong_password_is_refused_before_anything_is_stored(deployment, remote_
 def test_laptop_consent_stores_an_encrypted_token_the_deployment_uses(deployment, remote_conn, laptop):
     deployment.airflow("variables", "set", LEASE, json.dumps({"owner": "stale-worker", "lease_until": 4e9}))
     # Without a token both checks say so, with the same words and exit code.
-    local, remote = (
-        check(deployment, None),
-        check(deployment, laptop | {"SAGE200_AIRFLOW_TOKEN": deployment.token}),
-    )
+    local, remote = check(deployment, None), check(deployment, laptop)
     assert (local.returncode, remote.returncode) == (1, 1), remote.stderr
     assert remote.stdout == local.stdout and "No Sage 200 token stored" in remote.stdout, remote.stderr
 
@@ -177,24 +188,22 @@ def test_laptop_consent_stores_an_encrypted_token_the_deployment_uses(deployment
     assert code == 0, stderr
     assert f"Stored the token in Variable {VARIABLE!r} through the Airflow API at {deployment.url}." in stdout
     issued = deployment.emulator.client.issued_tokens()
-    secrets = [*issued["access_tokens"], *issued["refresh_tokens"], PASSWORD, CLIENT_SECRET, deployment.token]
-    assert not [s for s in secrets if s in stdout + stderr]
+    secrets = [*issued["access_tokens"], *issued["refresh_tokens"], PASSWORD, CLIENT_SECRET]
+    assert not [s for s in [*secrets, deployment.token] if s and s in stdout + stderr]
 
     token = json.loads(stored_value(deployment, VARIABLE))
     assert token["refresh_token"] in issued["refresh_tokens"] and token["generation"] == 0
     assert set(token) >= {"access_token", "expires_at", "refresh_token_expires_at", "consented_at"}
-    shown = deployment.api("GET", f"/api/v2/variables/{VARIABLE}").json()
-    assert shown["is_encrypted"] is True and shown["description"] == VariableTokenStore.description
+    row = deployment.variable_row(VARIABLE)
+    assert row["is_encrypted"] and token["refresh_token"] not in row["val"]
+    assert row["description"] == VariableTokenStore.description
     assert stored_value(deployment, LEASE) == "{}"  # the stale lease was reset, as a local consent does
 
     # The same output over the API as in the deployment, for a valid token too.
-    remote = check(deployment, laptop | {"SAGE200_AIRFLOW_TOKEN": deployment.token})
-    local = check(deployment, None)
+    remote, local = check(deployment, laptop), check(deployment, None)
     assert (local.returncode, remote.returncode) == (0, 0), remote.stderr
     assert spans(remote.stdout) == spans(local.stdout) and "Access token expires in" in remote.stdout
-    remote_json = json.loads(
-        check(deployment, laptop | {"SAGE200_AIRFLOW_TOKEN": deployment.token}, "--json").stdout
-    )
+    remote_json = json.loads(check(deployment, laptop, "--json").stdout)
     local_json = json.loads(check(deployment, None, "--json").stdout)
     for field in ("access_token_seconds_left", "refresh_token_seconds_left"):
         assert abs(remote_json.pop(field) - local_json.pop(field)) <= 5

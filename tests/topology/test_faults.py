@@ -57,7 +57,7 @@ def wait_until_every_task_runs(topology, run_id: str, settle: float = 8, timeout
     Task SDK reports a connection it could not fetch as not defined) and is Airflow's to retry; these faults hit
     tasks that are already running."""
     deadline = time.monotonic() + timeout
-    path = f"/api/v2/dags/e2e_soak/dagRuns/{run_id}/taskInstances"
+    path = f"/dags/e2e_soak/dagRuns/{run_id}/taskInstances"
     while time.monotonic() < deadline:
         states = [t["state"] for t in topology.api("GET", path).json()["task_instances"]]
         if len(states) >= 18 and all(state == "running" for state in states):

@@ -1,6 +1,6 @@
 """The REST client behind `--airflow-url`, against a stdlib HTTP stub: the requests it shapes for Airflow 2.11's
-/api/v1 (no 2.11 API server runs here; Airflow 3's /api/v2 runs for real in tests/e2e/test_remote_consent.py),
-and its errors.
+/api/v1 and 3's /api/v2, and its errors. Both run for real in tests/e2e/test_remote_consent.py (3.3 in
+``make test``, 2.11's webserver and 3.0-3.2 in ``make compat``).
 """
 
 from __future__ import annotations
@@ -138,6 +138,19 @@ def test_url_must_be_https_except_on_loopback():
         check_airflow_url(f"https://admin:{PASSWORD}@airflow.example.com")
     with pytest.raises(Sage200ConfigError, match="absolute https:// URL"):
         check_airflow_url("airflow.example.com")
+
+
+def test_a_v1_403_says_it_may_be_the_password(stub):
+    """Airflow 2.11's API answers 403, not 401, to a wrong password (seen on its real webserver)."""
+    stub.routes[("GET", "/api/v1/connections/c")] = (403, {"title": "Forbidden"}, {})
+    api = AirflowApi(stub.url, username="admin", password="wrong")
+    with pytest.raises(RemoteAirflowError) as refused:
+        api.get_connection("c")
+    assert str(refused.value) == (
+        f"Reading connection 'c': GET {stub.url}/api/v1/connections/c answered HTTP 403 (a wrong user or "
+        "password, or the user lacks permission to read connections: Airflow 2's API answers 403 to both)."
+    )
+    assert "wrong" not in str(refused.value).replace("a wrong user", "")
 
 
 def test_v1_basic_auth_connection_and_variable_upsert_shapes(stub):
