@@ -50,6 +50,9 @@ PROVIDER_CLI_SUPPORTED = AIRFLOW_V_3_2_PLUS
 DECLARATIVE_CONN_FIELDS = AIRFLOW_V_3_2_PLUS
 #: The token page is a FastAPI app on 3.x and a Flask-AppBuilder view on 2.11.
 TOKEN_PAGE_KIND = "fastapi" if AIRFLOW_V_3_0_PLUS else "flask"
+#: From 3.1 the API server authenticates a browser's request by the UI's ``_token`` cookie; 3.0's UI keeps the JWT
+#: in localStorage and its API server reads the Authorization header only (plugins/ui_session_bridge.py).
+API_READS_UI_COOKIE = AIRFLOW_V_3_1_PLUS
 #: The option holding the URL people open the Airflow UI at: the API server's on 3.x, the webserver's on 2.11.
 UI_BASE_URL_OPTION = ("api", "base_url") if AIRFLOW_V_3_0_PLUS else ("webserver", "base_url")
 
@@ -86,6 +89,7 @@ __all__ = [  # and, imported on first use, the names in _LAZY
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
+    "API_READS_UI_COOKIE",
     "DECLARATIVE_CONN_FIELDS",
     "PROVIDER_CLI_SUPPORTED",
     "TOKEN_PAGE_KIND",

@@ -2,8 +2,9 @@
 
 Only the wiring lives here; what the page shows and does is :mod:`~airflow_provider_sage200.plugins.token_page_actions`
 (shared with the Flask-AppBuilder view of Airflow 2.11). Every route needs an authenticated Airflow user allowed
-to edit Variables. Actions are POSTs, and a POST authenticated by the session cookie must come from the Airflow
-UI's own origin (``Origin``, else ``Referer``, equal to ``[api] base_url``'s): the cookie is SameSite=Lax, which
+to edit Variables (on 3.0, whose API server reads no cookie, through
+:mod:`~airflow_provider_sage200.plugins.ui_session_bridge`). Actions are POSTs, and a POST authenticated by the
+session cookie must come from the Airflow UI's own origin (``Origin``, else ``Referer``, equal to ``[api] base_url``'s): the cookie is SameSite=Lax, which
 another site on the same registrable domain would get past.
 """
 
@@ -17,6 +18,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from airflow_provider_sage200.plugins import token_page_actions as actions
+from airflow_provider_sage200.plugins.ui_session_bridge import FROM_COOKIE, UiSessionBridge
+from airflow_provider_sage200.version_compat import API_READS_UI_COOKIE
 
 
 def _base_url() -> str:
@@ -33,7 +36,7 @@ def _origin(url: str) -> str:
 
 def same_origin(request: Request) -> None:
     """Refuse a cookie-authenticated POST that did not come from the Airflow UI's own origin (CSRF)."""
-    if request.headers.get("authorization"):
+    if request.headers.get("authorization") and not request.scope.get(FROM_COOKIE):
         return  # a bearer token: a browser never attaches one to another site's request
     sent = request.headers.get("origin") or request.headers.get("referer")
     if not sent or _origin(sent) != _origin(_base_url()):
@@ -64,7 +67,9 @@ class MaskCallbackQuery:
 def create_app() -> FastAPI:
     """The page's FastAPI app, to be mounted at ``/sage200``."""
     app = FastAPI(title="Sage 200 tokens", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(MaskCallbackQuery)
+    if not API_READS_UI_COOKIE:
+        app.add_middleware(UiSessionBridge)
+    app.add_middleware(MaskCallbackQuery)  # the outermost: before anything can answer
     can_edit_variables = [Depends(requires_access_variable("PUT"))]
     can_act = [*can_edit_variables, Depends(same_origin)]
 

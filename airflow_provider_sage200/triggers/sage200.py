@@ -75,12 +75,17 @@ class Sage200TokenTrigger(BaseTrigger):
         return judge(status, self.min_access_token_ttl, self.min_refresh_token_ttl)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from asgiref.sync import sync_to_async
+
         from airflow_provider_sage200.exceptions import Sage200Error
 
         while True:
-            # Variable reads are synchronous calls to the supervisor: keep them off the event-loop thread.
+            # Variable reads are synchronous calls to the supervisor: off the event-loop thread, and through
+            # asgiref, whose thread hands the call back to the triggerer's loop. From a plain thread (asyncio's
+            # to_thread) Airflow 3.0/3.1's comms ran a second reader on a loop of their own, and the triggerer
+            # died with "Response read out of order" (seen on 3.1.8).
             try:
-                verdict = await asyncio.to_thread(self._check)
+                verdict = await sync_to_async(self._check)()
             except Sage200Error as exc:  # e.g. a Variable that does not hold a token: the worker reports it
                 yield TriggerEvent(Sage200TokenEvent(status="error", message=str(exc)))
                 return

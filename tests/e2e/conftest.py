@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 
 from airflow_provider_sage200.emulator import EmulatorConfig, EmulatorServer
 from airflow_provider_sage200.emulator.server import free_port
@@ -91,6 +92,8 @@ class Deployment:
                 "AIRFLOW__API__BASE_URL": self.url,
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-jwt-secret-e2e-jwt-secret-e2e",
+                # 3.0 signs an empty issuer list without one, which PyJWT refuses (/auth/token answered 500).
+                "AIRFLOW__API_AUTH__JWT_ISSUER": "sage200-e2e",
                 "AIRFLOW__API__SECRET_KEY": "e2e-secret-key",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             }
@@ -184,6 +187,15 @@ class Deployment:
         finally:
             engine.dispose()
         return dict(row) if row else None
+
+    def variable_value(self, key: str) -> str | None:
+        """A Variable's value, decrypted with the deployment's Fernet key; None when it is not set."""
+        row = self.variable_row(key)
+        if row is None:
+            return None
+        if not row["is_encrypted"]:
+            return row["val"]
+        return Fernet(self.env["AIRFLOW__CORE__FERNET_KEY"]).decrypt(row["val"].encode()).decode()
 
     def asset_events(self, source_dag_id: str) -> list[dict]:
         """The Asset events (Dataset events on 2.11) a DAG's tasks emitted."""

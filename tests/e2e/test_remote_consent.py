@@ -121,17 +121,6 @@ def _remote_login(deployment, env: dict, stdin) -> tuple[int, str, str]:
     return login.returncode, "".join(seen) + stdout, stderr
 
 
-def stored_value(deployment, key: str) -> str | None:
-    result = subprocess.run(
-        [deployment.python, "-m", "airflow", "variables", "get", key],
-        env=deployment.env,
-        cwd=deployment.home,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
 def check(deployment, env: dict | None, *extra: str) -> subprocess.CompletedProcess:
     """`sage200 token check` locally (env None: in the deployment) or through the API: with a bearer token on
     Airflow 3, typing the password on 2.11 (whose API takes basic auth only)."""
@@ -160,7 +149,7 @@ def spans(text: str) -> str:
 
 def test_wrong_password_is_refused_before_anything_is_stored(deployment, remote_conn, laptop):
     grants = deployment.emulator.client.stats()["token_grants"]["authorization_code"]
-    before = stored_value(deployment, VARIABLE)
+    before = deployment.variable_value(VARIABLE)
     code, stdout, stderr = remote_login(deployment, laptop, "not-the-password\n")
     assert code == 1, stdout + stderr
     if AIRFLOW_V_3_0_PLUS:
@@ -174,7 +163,7 @@ def test_wrong_password_is_refused_before_anything_is_stored(deployment, remote_
     assert "not-the-password" not in stdout + stderr
     assert "/authorize?" not in stdout  # no consent was started
     assert deployment.emulator.client.stats()["token_grants"]["authorization_code"] == grants
-    assert stored_value(deployment, VARIABLE) == before
+    assert deployment.variable_value(VARIABLE) == before
 
 
 def test_laptop_consent_stores_an_encrypted_token_the_deployment_uses(deployment, remote_conn, laptop):
@@ -191,13 +180,13 @@ def test_laptop_consent_stores_an_encrypted_token_the_deployment_uses(deployment
     secrets = [*issued["access_tokens"], *issued["refresh_tokens"], PASSWORD, CLIENT_SECRET]
     assert not [s for s in [*secrets, deployment.token] if s and s in stdout + stderr]
 
-    token = json.loads(stored_value(deployment, VARIABLE))
+    token = json.loads(deployment.variable_value(VARIABLE))
     assert token["refresh_token"] in issued["refresh_tokens"] and token["generation"] == 0
     assert set(token) >= {"access_token", "expires_at", "refresh_token_expires_at", "consented_at"}
     row = deployment.variable_row(VARIABLE)
     assert row["is_encrypted"] and token["refresh_token"] not in row["val"]
     assert row["description"] == VariableTokenStore.description
-    assert stored_value(deployment, LEASE) == "{}"  # the stale lease was reset, as a local consent does
+    assert deployment.variable_value(LEASE) == "{}"  # the stale lease was reset, as a local consent does
 
     # The same output over the API as in the deployment, for a valid token too.
     remote, local = check(deployment, laptop), check(deployment, None)

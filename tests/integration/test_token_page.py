@@ -121,3 +121,11 @@ def test_the_api_server_app_refreshes_and_consents_through_the_shared_actions(
     issued = emulator.client.issued_tokens()
     shown = client.get("/sage200/").text + refreshed.text + accepted.text
     assert not [t for t in issued["access_tokens"] + issued["refresh_tokens"] if t in shown]
+
+    # Signed in by the UI's cookie, as a browser is (on 3.0 through plugins/ui_session_bridge.py): a POST from
+    # another site is refused, one from the UI's origin is taken.
+    browser = TestClient(app, cookies={"_token": jwt}, follow_redirects=False)
+    refresh = f"/sage200/connections/{CONN_ID}/refresh"
+    assert browser.get("/sage200/").status_code == 200
+    assert browser.post(refresh, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert browser.post(refresh, headers={"Origin": "http://127.0.0.1:8080"}).status_code == 303
