@@ -35,10 +35,10 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 # Then the production topology (tests/topology, one deployment for all of it): exports, the 2-minute Celery soak
-# and the network faults.
+# and the network faults, with each run's figures (tasks per host, calls, refreshes, token trouble) in the output.
 test: lint browser topology-packages
 	$(BIN)/pytest -m "not topology"
-	$(BIN)/pytest tests/topology
+	$(BIN)/pytest -rP tests/topology
 
 unit: venv  # unit tests only: no emulator, no Airflow DB, seconds
 	$(BIN)/pytest tests/unit -q
