@@ -55,9 +55,6 @@ class RecordWriter:
     def close(self) -> None:
         """Finish the document (closing brackets, parquet footer); the stream itself is closed by the caller."""
 
-    def abandon(self) -> None:
-        """The export failed and its file is discarded: release what would otherwise write on finalisation."""
-
 
 class JsonLinesWriter(RecordWriter):
     accepts_raw = True
@@ -199,11 +196,6 @@ class ParquetWriter(RecordWriter):
         if self.writer is not None:
             self.writer.close()
 
-    def abandon(self) -> None:
-        # pyarrow's writer writes its footer when garbage-collected, by then to a closed stream: close it while
-        # the (discarded) temporary file is still open.
-        self.close()
-
 
 _WRITERS: dict[str, type[RecordWriter]] = {
     "jsonl": JsonLinesWriter,
@@ -312,8 +304,10 @@ class AtomicExport:
                 self._writer.close()
                 _sync_file(self._stream)
             else:
-                with contextlib.suppress(Exception):  # the export's own exception is what is raised
-                    self._writer.abandon()
+                # Finished into the discarded file all the same: pyarrow's writer would otherwise write its footer
+                # when garbage-collected, to the closed stream. The export's own exception is what is raised.
+                with contextlib.suppress(Exception):
+                    self._writer.close()
             self._stream.close()
             if exc_type is None:
                 self.bytes = self.temporary.stat().st_size

@@ -4,8 +4,8 @@ Only the wiring lives here; what the page shows and does is :mod:`~airflow_provi
 (shared with the Flask-AppBuilder view of Airflow 2.11). Every route needs an authenticated Airflow user allowed
 to edit Variables (on 3.0, whose API server reads no cookie, through
 :mod:`~airflow_provider_sage200.plugins.ui_session_bridge`). Actions are POSTs, and a POST authenticated by the
-session cookie must come from the Airflow UI's own origin (``Origin``, else ``Referer``, equal to ``[api] base_url``'s): the cookie is SameSite=Lax, which
-another site on the same registrable domain would get past.
+session cookie must come from the Airflow UI's own origin (``Origin``, else ``Referer``, equal to
+``[api] base_url``'s): the cookie is SameSite=Lax, which another site on the same registrable domain would get past.
 """
 
 from __future__ import annotations

@@ -309,8 +309,10 @@ def fresh_postgres_database() -> Iterator[str]:
     admin.autocommit = True
     try:
         admin.cursor().execute(f"CREATE DATABASE {name}")
-        yield f"{POSTGRES}/{name}"
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        try:
+            yield f"{POSTGRES}/{name}"
+        finally:
+            admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         admin.close()
 

@@ -21,9 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import psycopg2
 import pytest
-from cryptography.fernet import Fernet
 
 from airflow_provider_sage200.emulator import EmulatorConfig, EmulatorServer
 from tests.e2e.conftest import Deployment, provision, start_control_plane, wait_for_api_server
@@ -154,17 +152,7 @@ class Topology(Deployment):
     def variable(self, key: str) -> dict:
         """A JSON Variable, read straight from the metastore by the test harness (the REST API redacts Variables
         whose key names a token); ``{}`` when it is not set."""
-        with psycopg2.connect(self.postgres.url.replace("+psycopg2", ""), connect_timeout=5) as conn:
-            cursor = conn.cursor()
-            cursor.execute("SELECT val, is_encrypted FROM variable WHERE key = %s", (key,))
-            row = cursor.fetchone()
-        conn.close()
-        if row is None:
-            return {}
-        value, encrypted = row
-        return json.loads(
-            Fernet(self.env["AIRFLOW__CORE__FERNET_KEY"]).decrypt(value.encode()) if encrypted else value
-        )
+        return json.loads(self.variable_value(key) or "{}")
 
     def lease_holder(self) -> str | None:
         """The worker host holding the refresh lease now, or None."""

@@ -150,7 +150,6 @@ def test_a_v1_403_says_it_may_be_the_password(stub):
         f"Reading connection 'c': GET {stub.url}/api/v1/connections/c answered HTTP 403 (a wrong user or "
         "password, or the user lacks permission to read connections: Airflow 2's API answers 403 to both)."
     )
-    assert "wrong" not in str(refused.value).replace("a wrong user", "")
 
 
 def test_v1_basic_auth_connection_and_variable_upsert_shapes(stub):
